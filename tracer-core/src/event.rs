@@ -1,0 +1,74 @@
+//! One captured chunk of TLS plaintext, as the agent sees it after the kernel/user boundary.
+
+use serde::{Deserialize, Serialize};
+
+/// Which way the bytes went, seen from the traced process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The process wrote these bytes (`SSL_write*`): for an HTTP client, the request.
+    Write,
+    /// The process read these bytes (`SSL_read*`): for an HTTP client, the response.
+    Read,
+}
+
+/// A connection: the traced process and the TLS library's connection object (e.g. the `SSL *`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnKey {
+    pub pid: u32,
+    pub conn: u64,
+}
+
+/// Bits of [`TlsEvent::flags`]. The same values are used on the wire (tracer-common) and in
+/// recordings, so they never change meaning.
+pub mod flags {
+    /// The call moved more bytes than the capture cap: bytes after this record's data, up to
+    /// `offset_of_call + len`, were not captured.
+    pub const TRUNCATED: u32 = 1 << 0;
+    /// The kernel failed to deliver one or more records of this connection before this one
+    /// (ring buffer full). The byte offsets tell how much is missing.
+    pub const LOST_BEFORE: u32 = 1 << 1;
+    /// The TLS library reported an error for this call (no data).
+    pub const CALL_FAILED: u32 = 1 << 2;
+    /// Synthetic: the process exited; no more data will come for its connections.
+    pub const PROCESS_EXIT: u32 = 1 << 3;
+}
+
+/// One record: a piece of the plaintext that one `SSL_read`/`SSL_write`-like call moved.
+///
+/// A large call is split into several records with consecutive `offset`s; `len` is the length of
+/// the whole call, so `offset + data.len() < call_start + len` on the last record means the rest
+/// was not captured (and [`flags::TRUNCATED`] says so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEvent {
+    pub pid: u32,
+    pub tid: u32,
+    /// The thread's command name (`comm`, at most 15 bytes).
+    pub comm: String,
+    /// The TLS library's connection object address, unique within `pid` while the connection lives.
+    pub conn: u64,
+    pub direction: Direction,
+    /// Monotonic clock (`CLOCK_MONOTONIC`, as `bpf_ktime_get_ns`) when the call returned.
+    pub ts_ns: u64,
+    /// Byte offset of `data[0]` within this connection's stream in `direction`.
+    pub offset: u64,
+    /// Bytes the whole call really moved (its return value).
+    pub len: u32,
+    /// The bytes captured (may be shorter than `len`).
+    pub data: Vec<u8>,
+    /// See [`flags`].
+    pub flags: u32,
+}
+
+impl TlsEvent {
+    pub fn key(&self) -> ConnKey {
+        ConnKey {
+            pid: self.pid,
+            conn: self.conn,
+        }
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+}

@@ -1,0 +1,1 @@
+//! The whole pure pipeline: TlsEvents in, LlmCalls out.

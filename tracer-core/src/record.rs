@@ -1,0 +1,1 @@
+//! The recording format (`llm-tracer record` / `replay`): one JSON object per TlsEvent.

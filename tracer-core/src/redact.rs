@@ -1,0 +1,1 @@
+//! Secret removal: headers, query parameters, command-line arguments.

@@ -1,0 +1,4 @@
+//! The llm-tracer agent: the edges around the pure core (probe attach, capture, export).
+pub mod capture;
+pub mod export;
+pub mod probe;
