@@ -9,18 +9,11 @@ use crate::event::TlsEvent;
 use crate::genai::RecognizerConfig;
 
 /// Limits and options of the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PipelineConfig {
     pub recognizer: RecognizerConfig,
 }
 
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        PipelineConfig {
-            recognizer: RecognizerConfig::default(),
-        }
-    }
-}
 
 /// Counters of what the pipeline saw and dropped, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,19 +5,12 @@ use crate::call::{LlmCall, Origin};
 use crate::http::ExchangeEvent;
 
 /// Options of the recogniser.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RecognizerConfig {
     /// Export message content (opt-in) and cap each content attribute at this many bytes.
     pub capture_content: Option<usize>,
 }
 
-impl Default for RecognizerConfig {
-    fn default() -> Self {
-        RecognizerConfig {
-            capture_content: None,
-        }
-    }
-}
 
 /// Recognises LLM calls on one connection's exchange events (one `Recognizer` per connection).
 ///
