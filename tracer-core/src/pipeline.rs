@@ -14,7 +14,6 @@ pub struct PipelineConfig {
     pub recognizer: RecognizerConfig,
 }
 
-
 /// Counters of what the pipeline saw and dropped, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineStats {

@@ -11,7 +11,6 @@ pub struct RecognizerConfig {
     pub capture_content: Option<usize>,
 }
 
-
 /// Recognises LLM calls on one connection's exchange events (one `Recognizer` per connection).
 ///
 /// Contract: `on_event` is called with a connection's [`ExchangeEvent`]s in order. A `Request`

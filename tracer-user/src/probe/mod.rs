@@ -1,1 +1,3 @@
-//! TODO
+//! Where to attach: binary analysis and per-process TLS stack discovery.
+pub mod gobin;
+pub mod gopclntab;
