@@ -244,6 +244,10 @@ class Handler(BaseHTTPRequestHandler):
         created = dict(done, status="in_progress", output=[], usage=None)
         ev("response.created", {"response": created})
         ev("response.in_progress", {"response": created})
+        ev("response.output_item.added", {"output_index": 0, "item": dict(msg, status="in_progress",
+                                                                           content=[])})
+        ev("response.content_part.added", {"item_id": "msg_fake", "output_index": 0, "content_index": 0,
+                                           "part": {"type": "output_text", "text": "", "annotations": []}})
         for i, t in enumerate(text):
             if self.aborted(i):
                 entry["aborted"] = True
@@ -251,6 +255,11 @@ class Handler(BaseHTTPRequestHandler):
             self.pause()
             ev("response.output_text.delta", {"item_id": "msg_fake", "output_index": 0, "content_index": 0,
                                               "delta": t})
+        ev("response.output_text.done", {"item_id": "msg_fake", "output_index": 0, "content_index": 0,
+                                         "text": "".join(text)})
+        ev("response.content_part.done", {"item_id": "msg_fake", "output_index": 0, "content_index": 0,
+                                          "part": msg["content"][0]})
+        ev("response.output_item.done", {"output_index": 0, "item": msg})
         ev("response.completed", {"response": done})
         self.end_stream()
 
