@@ -168,14 +168,16 @@ pub fn analyze_path(path: &Path) -> Result<Option<GoBinary>, GoBinError> {
 pub fn analyze(data: &[u8]) -> Result<Option<GoBinary>, GoBinError> {
     let elf = object::File::parse(data)?;
     let version_string = build_version(&elf, data);
-    let pcln = find_pclntab(&elf, data);
+    // Only a binary that says it is Go is searched for a pclntab (a magic scan over any large
+    // binary could otherwise mistake random bytes for one).
     let is_go = version_string.is_some()
-        || pcln.is_some()
         || elf.section_by_name(".go.buildinfo").is_some()
+        || elf.section_by_name(".gopclntab").is_some()
         || elf.symbol_by_name("runtime.main").is_some();
     if !is_go {
         return Ok(None);
     }
+    let pcln = find_pclntab(&elf, data);
 
     let mut symbols = None;
     let mut write = None;
@@ -288,18 +290,22 @@ fn find_pclntab<'a>(elf: &object::File, data: &'a [u8]) -> Option<(SymbolSource,
     gopclntab::locate(data, text).map(|(_, t)| (SymbolSource::PclntabScan, t))
 }
 
-/// The Go version recorded by the linker in the build info blob.
+/// The Go version recorded by the linker in the build info blob: from the `.go.buildinfo`
+/// section, else from the first 16-byte aligned copy of its magic that holds a Go version
+/// (the magic alone also appears in programs that look for it, like this one).
 pub fn build_version(elf: &object::File, data: &[u8]) -> Option<String> {
-    let blob = match elf
+    if let Some((off, _)) = elf
         .section_by_name(".go.buildinfo")
         .and_then(|s| s.file_range())
     {
-        Some((off, _)) => data.get(usize::try_from(off).ok()?..)?,
-        None => {
-            let at = memchr::memmem::find(data, BUILDINFO_MAGIC)?;
-            &data[at..]
-        }
-    };
+        return buildinfo_version(elf, data, data.get(usize::try_from(off).ok()?..)?);
+    }
+    memchr::memmem::find_iter(data, BUILDINFO_MAGIC)
+        .filter(|at| at.is_multiple_of(16))
+        .find_map(|at| buildinfo_version(elf, data, &data[at..]))
+}
+
+fn buildinfo_version(elf: &object::File, data: &[u8], blob: &[u8]) -> Option<String> {
     if !blob.starts_with(BUILDINFO_MAGIC) {
         return None;
     }
@@ -317,17 +323,17 @@ pub fn build_version(elf: &object::File, data: &[u8]) -> Option<String> {
         }
         let word = |b: &[u8], at: usize| -> Option<u64> {
             let mut buf = [0u8; 8];
-            buf[..ptr_size].copy_from_slice(b.get(at..at + ptr_size)?);
+            buf[..ptr_size].copy_from_slice(b.get(at..at.checked_add(ptr_size)?)?);
             Some(u64::from_le_bytes(buf))
         };
         let header = usize::try_from(vaddr_to_offset(elf, word(blob, 16)?)?).ok()?;
         let str_ptr = word(data, header)?;
-        let str_len = usize::try_from(word(data, header + ptr_size)?).ok()?;
+        let str_len = usize::try_from(word(data, header.checked_add(ptr_size)?)?).ok()?;
         let at = usize::try_from(vaddr_to_offset(elf, str_ptr)?).ok()?;
         data.get(at..at.checked_add(str_len)?)?
     };
     let s = std::str::from_utf8(s).ok()?;
-    (!s.is_empty() && s.len() < 128).then(|| s.to_owned())
+    (s.len() < 128 && GoVersion::parse(s).is_some()).then(|| s.to_owned())
 }
 
 /// Unsigned LEB128 as Go's `encoding/binary.Uvarint` writes it: (value, bytes used).
@@ -386,5 +392,13 @@ mod tests {
     #[test]
     fn rejects_non_elf_input() {
         assert!(analyze(b"#!/bin/sh\necho hi\n").is_err());
+    }
+
+    #[test]
+    fn a_program_that_merely_contains_the_buildinfo_magic_is_not_go() {
+        // This test binary holds BUILDINFO_MAGIC in its read-only data.
+        let me = std::env::current_exe().unwrap();
+        assert!(memchr::memmem::find(&std::fs::read(&me).unwrap(), BUILDINFO_MAGIC).is_some());
+        assert_eq!(analyze_path(&me).unwrap(), None);
     }
 }

@@ -1,0 +1,242 @@
+//! The coverage report: every running process, its TLS stack(s), and whether the probes see it.
+//! `llm-tracer check` prints it; the agent can keep a [`Scanner`] to report new processes.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::tlsstack::{self, ExeTls, MappedLib, StackVerdict, Support};
+
+/// One process in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessTls {
+    pub pid: u32,
+    pub comm: String,
+    /// The executable's path as the process sees it (`/proc/PID/exe`).
+    pub exe: String,
+    /// Empty when no TLS library or runtime was recognised.
+    pub stacks: Vec<StackVerdict>,
+}
+
+impl ProcessTls {
+    /// `None`: no TLS seen. `Some(true)`: every stack is covered.
+    pub fn covered(&self) -> Option<bool> {
+        (!self.stacks.is_empty()).then(|| self.stacks.iter().all(|s| s.covered))
+    }
+
+    /// The first reason a stack is not covered.
+    pub fn reason(&self) -> Option<&str> {
+        self.stacks.iter().find_map(|s| s.reason.as_deref())
+    }
+}
+
+/// File identity, so a binary shared by many processes is analysed once.
+type FileId = (u64, u64);
+
+/// Scans processes under a procfs root, caching per-file analysis.
+#[derive(Debug)]
+pub struct Scanner {
+    proc_root: PathBuf,
+    support: Support,
+    exes: HashMap<FileId, Arc<ExeTls>>,
+    lib_versions: HashMap<FileId, Option<String>>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new("/proc", Support::CURRENT)
+    }
+}
+
+impl Scanner {
+    pub fn new(proc_root: impl Into<PathBuf>, support: Support) -> Self {
+        Self {
+            proc_root: proc_root.into(),
+            support,
+            exes: HashMap::new(),
+            lib_versions: HashMap::new(),
+        }
+    }
+
+    /// Every user-space process (kernel threads and processes that vanish mid-scan are
+    /// skipped), sorted by pid.
+    pub fn scan_all(&mut self) -> Vec<ProcessTls> {
+        let mut pids: Vec<u32> = std::fs::read_dir(&self.proc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids.into_iter().filter_map(|p| self.process(p)).collect()
+    }
+
+    /// One process, or `None` if it is a kernel thread, gone, or unreadable.
+    pub fn process(&mut self, pid: u32) -> Option<ProcessTls> {
+        let dir = self.proc_root.join(pid.to_string());
+        let exe_link = dir.join("exe");
+        let exe = std::fs::read_link(&exe_link).ok()?;
+        let comm = std::fs::read_to_string(dir.join("comm"))
+            .map(|c| c.trim_end().to_owned())
+            .unwrap_or_default();
+        let maps = std::fs::read_to_string(dir.join("maps")).ok()?;
+
+        // Opening /proc/PID/exe reaches the file even inside another mount namespace or after
+        // it was deleted on disk.
+        let exe_tls = self.exe_tls(&exe_link).unwrap_or_default();
+        let libs = self.mapped_libs(&dir, &maps);
+        let exe_str = exe.to_string_lossy().into_owned();
+        Some(ProcessTls {
+            pid,
+            comm,
+            stacks: tlsstack::classify(&exe_str, &exe_tls, &libs, self.support),
+            exe: exe_str,
+        })
+    }
+
+    fn exe_tls(&mut self, exe: &Path) -> Option<Arc<ExeTls>> {
+        let meta = std::fs::metadata(exe).ok()?;
+        let id = (meta.dev(), meta.ino());
+        if let Some(hit) = self.exes.get(&id) {
+            return Some(hit.clone());
+        }
+        let file = std::fs::File::open(exe).ok()?;
+        // SAFETY: read-only map of an executable; see gobin::analyze_path.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let tls = Arc::new(tlsstack::analyze_exe(&map));
+        self.exes.insert(id, tls.clone());
+        Some(tls)
+    }
+
+    fn mapped_libs(&mut self, dir: &Path, maps: &str) -> Vec<MappedLib> {
+        let mut out: Vec<MappedLib> = Vec::new();
+        for path in map_paths(maps) {
+            let Some(kind) = tlsstack::lib_kind(path) else {
+                continue;
+            };
+            if out.iter().any(|l| l.path == path) {
+                continue;
+            }
+            // The library as the agent can open it, inside the process's mount namespace.
+            let seen = dir.join("root").join(path.trim_start_matches('/'));
+            let version = match std::fs::metadata(&seen) {
+                Ok(m) => self
+                    .lib_versions
+                    .entry((m.dev(), m.ino()))
+                    .or_insert_with(|| tlsstack::lib_version(kind, path, &seen))
+                    .clone(),
+                Err(_) => tlsstack::lib_version(kind, path, Path::new("")),
+            };
+            out.push(MappedLib {
+                kind,
+                path: path.to_owned(),
+                version,
+            });
+        }
+        out
+    }
+}
+
+/// The file paths in a `/proc/PID/maps` text (sixth field onwards; may contain spaces).
+pub fn map_paths(maps: &str) -> impl Iterator<Item = &str> {
+    maps.lines().filter_map(|line| {
+        let mut rest = line;
+        for _ in 0..5 {
+            rest = rest.trim_start();
+            rest = &rest[rest.find(' ')?..];
+        }
+        let path = rest.trim();
+        path.starts_with('/').then_some(path)
+    })
+}
+
+/// The report as text: one line per process with TLS, then a summary.
+pub fn render_text(procs: &[ProcessTls], all: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>7}  {:<15}  {:<8}  {:<40}  DETAIL",
+        "PID", "COMM", "COVERED", "TLS STACK"
+    );
+    let (mut with_tls, mut covered) = (0, 0);
+    for p in procs {
+        let state = match p.covered() {
+            None if !all => continue,
+            None => "-",
+            Some(true) => "yes",
+            Some(false) => "NO",
+        };
+        if let Some(c) = p.covered() {
+            with_tls += 1;
+            covered += usize::from(c);
+        }
+        let stacks = p
+            .stacks
+            .iter()
+            .map(|s| match &s.version {
+                Some(v) => format!("{} {v}", s.stack.label()),
+                None => s.stack.label().to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let detail = p.reason().unwrap_or(&p.exe);
+        let _ = writeln!(
+            out,
+            "{:>7}  {:<15}  {:<8}  {:<40}  {}",
+            p.pid,
+            p.comm,
+            state,
+            if stacks.is_empty() { "none" } else { &stacks },
+            detail
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{with_tls} processes with TLS: {covered} covered, {} not covered",
+        with_tls - covered
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_paths_reads_the_sixth_field_with_spaces() {
+        let maps = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fd:01 123 /usr/bin/python3.11
+7f0000000000-7f0000001000 r-xp 00001000 fd:01 456                        /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f0000002000-7f0000003000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0                          [stack]
+7f0000004000-7f0000005000 r--p 00000000 fd:01 789 /opt/my app/lib x.so (deleted)
+";
+        let got: Vec<_> = map_paths(maps).collect();
+        assert_eq!(
+            got,
+            [
+                "/usr/bin/python3.11",
+                "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                "/opt/my app/lib x.so (deleted)"
+            ]
+        );
+        assert_eq!(map_paths("garbage\n\n1 2 3").count(), 0);
+    }
+
+    #[test]
+    fn scanning_this_test_process_never_fails() {
+        let mut s = Scanner::default();
+        let me = s.process(std::process::id()).expect("own process readable");
+        assert_eq!(me.pid, std::process::id());
+        assert_eq!(
+            Path::new(&me.exe),
+            std::env::current_exe().unwrap().as_path()
+        );
+        // A pid that cannot exist.
+        assert!(s.process(u32::MAX).is_none());
+    }
+}
