@@ -1,0 +1,56 @@
+//! The ordered detector chain: each provider module looks at the request (host, path, body
+//! shape) and claims it or not. Order matters: the specific shapes (Bedrock and Gemini URLs,
+//! Azure deployments, Ollama native paths, Cohere, Anthropic `/v1/messages`) come before the
+//! generic OpenAI-shaped paths, and a body-shape fallback comes last for custom base URLs.
+
+use super::{anthropic, azure, bedrock, cohere, gemini, ollama, openai, Api};
+use crate::genai::common::RequestCtx;
+use crate::http::RequestHead;
+
+/// A claimed request.
+#[derive(Debug)]
+pub struct Detected {
+    pub provider: String,
+    pub operation: &'static str,
+    pub api_type: Option<&'static str>,
+    pub api: Box<dyn Api>,
+}
+
+/// Only `POST` requests with a JSON object body are worth a JSON parse.
+pub fn worth_parsing(head: &RequestHead, body: &[u8]) -> bool {
+    head.method.eq_ignore_ascii_case("POST") && body.trim_ascii_start().first() == Some(&b'{')
+}
+
+pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return None;
+    }
+    bedrock::detect(req)
+        .or_else(|| gemini::detect(req))
+        .or_else(|| azure::detect(req))
+        .or_else(|| ollama::detect(req))
+        .or_else(|| cohere::detect(req))
+        .or_else(|| anthropic::detect(req))
+        .or_else(|| openai::detect(req))
+        .or_else(|| body_shape(req))
+}
+
+/// Custom paths (gateways, proxies): recognise the wire format from the body alone, strictly.
+fn body_shape(req: &RequestCtx<'_>) -> Option<Detected> {
+    let body = req.body?;
+    let model = body.get("model").and_then(|m| m.as_str()).is_some();
+    let messages = body
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .is_some_and(|a| a.first().is_some_and(|m| m.get("role").is_some()));
+    if body.get("anthropic_version").is_some() && messages {
+        return anthropic::detect_any(req, None);
+    }
+    if model && messages && body.get("max_tokens").is_some() && body.get("system").is_some() {
+        return anthropic::detect_any(req, None);
+    }
+    if model && messages {
+        return openai::detect_kind(req, openai::Kind::Chat);
+    }
+    None
+}
