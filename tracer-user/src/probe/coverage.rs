@@ -153,6 +153,39 @@ pub fn map_paths(maps: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The agent's running view of coverage: the latest verdict per process, and which uncovered
+/// processes are new since the last update (to log each once, and to export as a metric).
+#[derive(Debug, Default)]
+pub struct CoverageTracker {
+    current: Vec<ProcessTls>,
+    /// (pid, exe) of processes already reported as uncovered; a pid reused by another
+    /// program is reported again.
+    reported: std::collections::HashSet<(u32, String)>,
+}
+
+impl CoverageTracker {
+    /// Replaces the view with a new scan; returns the processes that are uncovered and were
+    /// not reported before. Processes that are gone are forgotten.
+    pub fn update(&mut self, scan: Vec<ProcessTls>) -> Vec<ProcessTls> {
+        let alive: std::collections::HashSet<(u32, String)> =
+            scan.iter().map(|p| (p.pid, p.exe.clone())).collect();
+        self.reported.retain(|k| alive.contains(k));
+        let mut new = Vec::new();
+        for p in &scan {
+            if p.covered() == Some(false) && self.reported.insert((p.pid, p.exe.clone())) {
+                new.push(p.clone());
+            }
+        }
+        self.current = scan;
+        new
+    }
+
+    /// The latest verdict of every process that has a TLS stack.
+    pub fn with_tls(&self) -> impl Iterator<Item = &ProcessTls> {
+        self.current.iter().filter(|p| p.covered().is_some())
+    }
+}
+
 /// The report as text: one line per process with TLS, then a summary.
 pub fn render_text(procs: &[ProcessTls], all: bool) -> String {
     use std::fmt::Write;
@@ -202,6 +235,26 @@ pub fn render_text(procs: &[ProcessTls], all: bool) -> String {
     out
 }
 
+/// The report as JSON: an array of processes, each with its stacks and an overall `covered`
+/// (`null` when no TLS stack was seen).
+pub fn render_json(procs: &[ProcessTls], all: bool) -> String {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        process: &'a ProcessTls,
+        covered: Option<bool>,
+    }
+    let rows: Vec<Row> = procs
+        .iter()
+        .filter(|p| all || p.covered().is_some())
+        .map(|process| Row {
+            process,
+            covered: process.covered(),
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +278,48 @@ mod tests {
             ]
         );
         assert_eq!(map_paths("garbage\n\n1 2 3").count(), 0);
+    }
+
+    fn proc(pid: u32, exe: &str, covered: bool) -> ProcessTls {
+        ProcessTls {
+            pid,
+            comm: "x".into(),
+            exe: exe.into(),
+            stacks: vec![StackVerdict {
+                stack: tlsstack::StackKind::Rustls,
+                version: None,
+                path: exe.into(),
+                covered,
+                reason: (!covered).then(|| "rustls: not supported".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn tracker_reports_each_uncovered_process_once() {
+        let mut t = CoverageTracker::default();
+        let new = t.update(vec![proc(1, "/a", false), proc(2, "/b", true)]);
+        assert_eq!(new.iter().map(|p| p.pid).collect::<Vec<_>>(), [1]);
+        assert!(t.update(vec![proc(1, "/a", false)]).is_empty());
+        // pid 1 now runs another program: reported again.
+        assert_eq!(t.update(vec![proc(1, "/c", false)]).len(), 1);
+        // Gone, then back: reported again.
+        t.update(vec![]);
+        assert_eq!(t.update(vec![proc(1, "/c", false)]).len(), 1);
+        assert_eq!(t.with_tls().count(), 1);
+    }
+
+    #[test]
+    fn text_report_lists_tls_processes_and_counts() {
+        let text = render_text(
+            &[proc(7, "/usr/bin/codex", false), proc(8, "/x", true)],
+            false,
+        );
+        assert!(text.contains("rustls: not supported"), "{text}");
+        assert!(
+            text.contains("2 processes with TLS: 1 covered, 1 not covered"),
+            "{text}"
+        );
     }
 
     #[test]
