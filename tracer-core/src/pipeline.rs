@@ -1,17 +1,23 @@
 //! The whole pure pipeline: [`TlsEvent`]s in, [`LlmCall`]s out.
 //!
-//! `conn` keeps one tracker per connection (ordering, gaps, caps, expiry) and picks the protocol
-//! parser (HTTP/1.1 or HTTP/2); the parser's [`crate::http::ExchangeEvent`]s go to that
-//! connection's [`crate::genai::Recognizer`].
+//! [`conn::Tracker`] keeps one tracker per connection (ordering, gaps, caps, expiry) and picks the
+//! protocol parser (HTTP/1.1 or HTTP/2); the parser's [`crate::http::ExchangeEvent`]s go to that
+//! connection's [`crate::genai::Recognizer`] (one per connection, dropped with it).
 
-use crate::call::LlmCall;
-use crate::event::TlsEvent;
-use crate::genai::RecognizerConfig;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::call::{LlmCall, Origin};
+use crate::conn::{self, ExchangeSink, TrackerConfig};
+use crate::event::{ConnKey, TlsEvent};
+use crate::genai::{Recognizer, RecognizerConfig};
+use crate::http::ExchangeEvent;
 
 /// Limits and options of the pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineConfig {
     pub recognizer: RecognizerConfig,
+    /// Connection tracking and HTTP limits.
+    pub tracker: TrackerConfig,
 }
 
 /// Counters of what the pipeline saw and dropped, by reason.
@@ -20,16 +26,67 @@ pub struct PipelineStats {
     pub events: u64,
     pub bytes: u64,
     pub calls: u64,
+    /// HTTP requests seen (recognised as LLM calls or not).
+    pub requests: u64,
+    pub connections_open: u64,
+    pub connections_opened: u64,
+    pub connections_expired: u64,
+    /// Bytes held by the connection trackers now.
+    pub memory_bytes: u64,
+    /// Input dropped or skipped, by reason (`conn_*`, `h1_*`, `h2_*`).
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// Routes a connection's exchange events to its recogniser.
+struct Recognizers {
+    config: RecognizerConfig,
+    by_conn: HashMap<ConnKey, Recognizer>,
+    calls: Vec<LlmCall>,
+    requests: u64,
+}
+
+impl ExchangeSink for Recognizers {
+    fn exchange(&mut self, origin: &Origin, event: ExchangeEvent) {
+        if matches!(event, ExchangeEvent::Request { .. }) {
+            self.requests += 1;
+        }
+        let key = ConnKey {
+            pid: origin.pid,
+            conn: origin.conn,
+        };
+        let config = &self.config;
+        let r = self
+            .by_conn
+            .entry(key)
+            .or_insert_with(|| Recognizer::new(config.clone()));
+        self.calls.extend(r.on_event(origin, event));
+    }
+
+    fn closed(&mut self, origin: &Origin) {
+        self.by_conn.remove(&ConnKey {
+            pid: origin.pid,
+            conn: origin.conn,
+        });
+    }
 }
 
 pub struct Pipeline {
     config: PipelineConfig,
+    tracker: conn::Tracker,
+    recognizers: Recognizers,
     stats: PipelineStats,
 }
 
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> Self {
         Pipeline {
+            tracker: conn::Tracker::new(config.tracker.clone()),
+            recognizers: Recognizers {
+                config: config.recognizer.clone(),
+                by_conn: HashMap::new(),
+                calls: Vec::new(),
+                requests: 0,
+            },
             config,
             stats: PipelineStats::default(),
         }
@@ -43,22 +100,36 @@ impl Pipeline {
     pub fn feed(&mut self, event: TlsEvent) -> Vec<LlmCall> {
         self.stats.events += 1;
         self.stats.bytes += event.data.len() as u64;
-        Vec::new()
+        self.tracker.feed(event, &mut self.recognizers);
+        self.take_calls()
     }
 
     /// Time passes (capture clock): expire idle connections; returns calls they completed.
     pub fn tick(&mut self, now_ns: u64) -> Vec<LlmCall> {
-        let _ = now_ns;
-        Vec::new()
+        self.tracker.tick(now_ns, &mut self.recognizers);
+        self.take_calls()
     }
 
     /// End everything still open (shutdown, end of a replay).
     pub fn finish(&mut self, now_ns: u64) -> Vec<LlmCall> {
-        let _ = now_ns;
-        Vec::new()
+        self.tracker.finish(now_ns, &mut self.recognizers);
+        self.take_calls()
     }
 
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
+    }
+
+    fn take_calls(&mut self) -> Vec<LlmCall> {
+        let t = self.tracker.stats();
+        self.stats.connections_open = self.tracker.open_connections() as u64;
+        self.stats.connections_opened = t.connections_opened;
+        self.stats.connections_expired = t.connections_expired;
+        self.stats.memory_bytes = t.memory_bytes as u64;
+        self.stats.requests = self.recognizers.requests;
+        self.tracker.drain_drops(&mut self.stats.drops);
+        let calls = std::mem::take(&mut self.recognizers.calls);
+        self.stats.calls += calls.len() as u64;
+        calls
     }
 }

@@ -1,1 +1,469 @@
-//! TODO
+//! Connection tracking: one tracker per [`ConnKey`], from [`TlsEvent`]s to [`ExchangeEvent`]s.
+//!
+//! Per connection: two ordered byte streams ([`stream`]), the protocol parser chosen from the
+//! first bytes ([`detect`]: HTTP/2 preface or frames, else HTTP/1.1), idle expiry, and memory
+//! caps per connection and overall (a connection over its cap, or the least recently active one
+//! when the total is over, is closed: its open exchanges end as abandoned, and the drop is
+//! counted). A `PROCESS_EXIT` record closes every connection of the process.
+
+pub mod detect;
+pub mod stream;
+
+use std::collections::BTreeMap;
+
+use crate::call::Origin;
+use crate::event::{flags, ConnKey, Direction, TlsEvent};
+use crate::http::h1::H1Connection;
+use crate::http::{count_drop, ConnectionParser, DropCounts, EndReason, ExchangeEvent, HttpConfig};
+use detect::Protocol;
+use stream::{DirStream, ReorderLimits, Step};
+
+/// Limits of the connection tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    pub http: HttpConfig,
+    /// How long a record ahead of a hole waits for the missing one (capture clock).
+    pub reorder_window_ns: u64,
+    /// Bytes and records held per direction while waiting.
+    pub max_reorder_bytes: usize,
+    pub max_reorder_records: usize,
+    /// A connection with no record for this long is closed (open exchanges: abandoned). Long,
+    /// because a non-streamed reasoning call can take minutes to answer.
+    pub idle_timeout_ns: u64,
+    /// Bytes one connection may hold (parser buffers, decoder state, reordering).
+    pub max_conn_bytes: usize,
+    /// Bytes all connections together may hold.
+    pub max_total_bytes: usize,
+    pub max_connections: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            http: HttpConfig::default(),
+            reorder_window_ns: 200_000_000,
+            max_reorder_bytes: 4 << 20,
+            max_reorder_records: 256,
+            idle_timeout_ns: 15 * 60 * 1_000_000_000,
+            max_conn_bytes: 64 << 20,
+            max_total_bytes: 1 << 30,
+            max_connections: 1 << 16,
+        }
+    }
+}
+
+impl TrackerConfig {
+    fn reorder(&self) -> ReorderLimits {
+        ReorderLimits {
+            window_ns: self.reorder_window_ns,
+            max_bytes: self.max_reorder_bytes,
+            max_records: self.max_reorder_records,
+        }
+    }
+}
+
+/// Where the tracker's output goes.
+pub trait ExchangeSink {
+    /// One event of the connection `origin`, in order.
+    fn exchange(&mut self, origin: &Origin, event: ExchangeEvent);
+    /// The connection is gone (closed, expired, evicted): nothing more comes for it.
+    fn closed(&mut self, origin: &Origin) {
+        let _ = origin;
+    }
+}
+
+/// Collects `(origin, event)` pairs (tests, tools).
+impl ExchangeSink for Vec<(Origin, ExchangeEvent)> {
+    fn exchange(&mut self, origin: &Origin, event: ExchangeEvent) {
+        self.push((origin.clone(), event));
+    }
+}
+
+/// The parser the HTTP/2 helper provides. Kept as one function so the dispatch stays a small
+/// match: it returns `None` while there is no HTTP/2 parser, and the connection is then ignored
+/// (counted as `conn_h2_unsupported`).
+fn new_h2_parser(cfg: &HttpConfig) -> Option<Box<dyn ConnectionParser + Send>> {
+    let _ = cfg;
+    None
+}
+
+enum Parser {
+    /// Protocol not known yet: the first bytes, in order, with their direction and time.
+    Undecided(Vec<(Direction, u64, Vec<u8>)>),
+    H1(Box<H1Connection>),
+    H2(Box<dyn ConnectionParser + Send>),
+    /// Not parsed (no parser for its protocol).
+    Ignored,
+}
+
+impl Parser {
+    fn as_dyn(&mut self) -> Option<&mut dyn ConnectionParser> {
+        match self {
+            Parser::H1(p) => Some(p.as_mut()),
+            Parser::H2(p) => Some(p.as_mut()),
+            Parser::Undecided(_) | Parser::Ignored => None,
+        }
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        match self {
+            Parser::Undecided(held) => held.iter().map(|(_, _, d)| d.len()).sum(),
+            Parser::H1(p) => p.buffered_bytes(),
+            Parser::H2(p) => p.buffered_bytes(),
+            Parser::Ignored => 0,
+        }
+    }
+}
+
+struct Conn {
+    origin: Origin,
+    parser: Parser,
+    write: DirStream,
+    read: DirStream,
+    last_ts: u64,
+    /// Bytes this connection was last counted for in the total.
+    accounted: usize,
+}
+
+impl Conn {
+    fn new(ev: &TlsEvent) -> Self {
+        Conn {
+            origin: Origin {
+                pid: ev.pid,
+                tid: ev.tid,
+                comm: ev.comm.clone(),
+                conn: ev.conn,
+            },
+            parser: Parser::Undecided(Vec::new()),
+            write: DirStream::default(),
+            read: DirStream::default(),
+            last_ts: ev.ts_ns,
+            accounted: 0,
+        }
+    }
+
+    fn memory(&self) -> usize {
+        self.parser.buffered_bytes() + self.write.held_bytes() + self.read.held_bytes()
+    }
+
+    /// Hand ordered steps of `direction` to the parser (choosing it first if need be).
+    fn deliver(
+        &mut self,
+        direction: Direction,
+        steps: &mut Vec<Step>,
+        cfg: &HttpConfig,
+        out: &mut Vec<ExchangeEvent>,
+        drops: &mut DropCounts,
+    ) {
+        for step in steps.drain(..) {
+            if let Parser::Undecided(held) = &mut self.parser {
+                match step {
+                    Step::Data { ts_ns, data } => {
+                        held.push((direction, ts_ns, data));
+                        if let Some(p) = detect::detect(held) {
+                            self.choose(p, cfg, out, drops);
+                        }
+                        continue;
+                    }
+                    // A hole before the protocol is known: HTTP/1.1 resynchronises on its own.
+                    Step::Gap { .. } => self.choose(Protocol::Http1, cfg, out, drops),
+                }
+            }
+            let Some(p) = self.parser.as_dyn() else {
+                continue;
+            };
+            match step {
+                Step::Data { ts_ns, data } => p.feed(direction, ts_ns, &data, out),
+                Step::Gap { ts_ns, missing } => p.gap(direction, ts_ns, missing, out),
+            }
+        }
+    }
+
+    fn choose(
+        &mut self,
+        protocol: Protocol,
+        cfg: &HttpConfig,
+        out: &mut Vec<ExchangeEvent>,
+        drops: &mut DropCounts,
+    ) {
+        let held = match std::mem::replace(&mut self.parser, Parser::Ignored) {
+            Parser::Undecided(held) => held,
+            other => {
+                self.parser = other;
+                return;
+            }
+        };
+        self.parser = match protocol {
+            Protocol::Http1 => Parser::H1(Box::new(H1Connection::new(cfg.clone()))),
+            Protocol::Http2 => match new_h2_parser(cfg) {
+                Some(p) => Parser::H2(p),
+                None => {
+                    count_drop(drops, "conn_h2_unsupported");
+                    Parser::Ignored
+                }
+            },
+        };
+        if let Some(p) = self.parser.as_dyn() {
+            for (direction, ts, data) in held {
+                p.feed(direction, ts, &data, out);
+            }
+        }
+    }
+
+    /// Deliver everything held, then end the connection.
+    fn close(
+        &mut self,
+        ts_ns: u64,
+        reason: EndReason,
+        cfg: &HttpConfig,
+        out: &mut Vec<ExchangeEvent>,
+        drops: &mut DropCounts,
+    ) {
+        let mut steps = Vec::new();
+        self.write.flush(&mut steps, drops);
+        self.deliver(Direction::Write, &mut steps, cfg, out, drops);
+        self.read.flush(&mut steps, drops);
+        self.deliver(Direction::Read, &mut steps, cfg, out, drops);
+        if matches!(self.parser, Parser::Undecided(_)) {
+            self.choose(Protocol::Http1, cfg, out, drops);
+        }
+        if let Some(p) = self.parser.as_dyn() {
+            p.close(ts_ns, reason, out);
+            p.drain_drops(drops);
+        }
+    }
+}
+
+/// Counters of the tracker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub connections_opened: u64,
+    pub connections_closed: u64,
+    pub connections_expired: u64,
+    /// Bytes currently held by all connections.
+    pub memory_bytes: usize,
+}
+
+/// All connections of the host.
+pub struct Tracker {
+    cfg: TrackerConfig,
+    conns: BTreeMap<ConnKey, Conn>,
+    total: usize,
+    stats: TrackerStats,
+    drops: DropCounts,
+    steps: Vec<Step>,
+    events: Vec<ExchangeEvent>,
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Tracker {
+            cfg,
+            conns: BTreeMap::new(),
+            total: 0,
+            stats: TrackerStats::default(),
+            drops: DropCounts::new(),
+            steps: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
+            memory_bytes: self.total,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Move the drop counters (tracker and parsers) into `into`.
+    pub fn drain_drops(&mut self, into: &mut DropCounts) {
+        for (k, v) in std::mem::take(&mut self.drops) {
+            *into.entry(k).or_default() += v;
+        }
+    }
+
+    /// Take one record.
+    pub fn feed(&mut self, ev: TlsEvent, sink: &mut impl ExchangeSink) {
+        if ev.has(flags::PROCESS_EXIT) {
+            self.close_pid(ev.pid, ev.ts_ns, sink);
+            return;
+        }
+        if ev.data.is_empty() && !ev.has(flags::TRUNCATED) && !ev.has(flags::LOST_BEFORE) {
+            // Failed calls and empty reads carry nothing.
+            return;
+        }
+        let key = ev.key();
+        if !self.conns.contains_key(&key) {
+            if self.conns.len() >= self.cfg.max_connections {
+                count_drop(&mut self.drops, "conn_max_connections");
+                self.evict_oldest(ev.ts_ns, sink);
+            }
+            self.conns.insert(key, Conn::new(&ev));
+            self.stats.connections_opened += 1;
+        }
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        conn.last_ts = conn.last_ts.max(ev.ts_ns);
+        if ev.direction == Direction::Write {
+            // The thread that writes the request is the one making the call.
+            conn.origin.tid = ev.tid;
+            if conn.origin.comm != ev.comm {
+                conn.origin.comm.clone_from(&ev.comm);
+            }
+        }
+        let limits = self.cfg.reorder();
+        let lost = ev.has(flags::LOST_BEFORE);
+        let truncated = ev.has(flags::TRUNCATED);
+        let dir = match ev.direction {
+            Direction::Write => &mut conn.write,
+            Direction::Read => &mut conn.read,
+        };
+        dir.push(
+            ev.offset,
+            ev.ts_ns,
+            ev.data,
+            lost,
+            truncated,
+            &limits,
+            &mut self.steps,
+            &mut self.drops,
+        );
+        conn.deliver(
+            ev.direction,
+            &mut self.steps,
+            &self.cfg.http,
+            &mut self.events,
+            &mut self.drops,
+        );
+        if let Some(p) = conn.parser.as_dyn() {
+            p.drain_drops(&mut self.drops);
+        }
+        for e in self.events.drain(..) {
+            sink.exchange(&conn.origin, e);
+        }
+        self.account(key, ev.ts_ns, sink);
+    }
+
+    /// Update the memory figures after `key` changed; enforce the caps.
+    fn account(&mut self, key: ConnKey, ts_ns: u64, sink: &mut impl ExchangeSink) {
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let now = conn.memory();
+        self.total = self.total - conn.accounted + now;
+        conn.accounted = now;
+        if now > self.cfg.max_conn_bytes {
+            count_drop(&mut self.drops, "conn_memory_cap");
+            self.close(key, ts_ns, EndReason::Abandoned, sink);
+        }
+        while self.total > self.cfg.max_total_bytes && !self.conns.is_empty() {
+            count_drop(&mut self.drops, "conn_global_memory_cap");
+            self.evict_oldest(ts_ns, sink);
+        }
+    }
+
+    fn evict_oldest(&mut self, ts_ns: u64, sink: &mut impl ExchangeSink) {
+        if let Some(key) = self
+            .conns
+            .iter()
+            .min_by_key(|(_, c)| c.last_ts)
+            .map(|(k, _)| *k)
+        {
+            self.close(key, ts_ns, EndReason::Abandoned, sink);
+        }
+    }
+
+    /// End one connection and forget it.
+    fn close(&mut self, key: ConnKey, ts_ns: u64, reason: EndReason, sink: &mut impl ExchangeSink) {
+        let Some(mut conn) = self.conns.remove(&key) else {
+            return;
+        };
+        self.total -= conn.accounted;
+        self.stats.connections_closed += 1;
+        conn.close(
+            ts_ns,
+            reason,
+            &self.cfg.http,
+            &mut self.events,
+            &mut self.drops,
+        );
+        for e in self.events.drain(..) {
+            sink.exchange(&conn.origin, e);
+        }
+        sink.closed(&conn.origin);
+    }
+
+    /// The process exited: close all its connections.
+    pub fn close_pid(&mut self, pid: u32, ts_ns: u64, sink: &mut impl ExchangeSink) {
+        let keys: Vec<ConnKey> = self
+            .conns
+            .range(
+                ConnKey { pid, conn: 0 }..=ConnKey {
+                    pid,
+                    conn: u64::MAX,
+                },
+            )
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.close(key, ts_ns, EndReason::Abandoned, sink);
+        }
+    }
+
+    /// Time passes: give up waiting for late records, expire idle connections.
+    pub fn tick(&mut self, now_ns: u64, sink: &mut impl ExchangeSink) {
+        let limits = self.cfg.reorder();
+        let mut idle = Vec::new();
+        let mut touched = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if now_ns.saturating_sub(conn.last_ts) > self.cfg.idle_timeout_ns {
+                idle.push(*key);
+                continue;
+            }
+            for direction in [Direction::Write, Direction::Read] {
+                let dir = match direction {
+                    Direction::Write => &mut conn.write,
+                    Direction::Read => &mut conn.read,
+                };
+                dir.expire(now_ns, &limits, &mut self.steps, &mut self.drops);
+                if !self.steps.is_empty() {
+                    conn.deliver(
+                        direction,
+                        &mut self.steps,
+                        &self.cfg.http,
+                        &mut self.events,
+                        &mut self.drops,
+                    );
+                    touched.push(*key);
+                }
+            }
+            for e in self.events.drain(..) {
+                sink.exchange(&conn.origin, e);
+            }
+        }
+        for key in touched {
+            self.account(key, now_ns, sink);
+        }
+        for key in idle {
+            self.stats.connections_expired += 1;
+            self.close(key, now_ns, EndReason::Abandoned, sink);
+        }
+    }
+
+    /// End every connection (shutdown, end of a replay).
+    pub fn finish(&mut self, now_ns: u64, sink: &mut impl ExchangeSink) {
+        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
+        for key in keys {
+            self.close(key, now_ns, EndReason::Abandoned, sink);
+        }
+    }
+}

@@ -8,9 +8,72 @@
 //! Body framings used by LLM streams (SSE, NDJSON, AWS event stream, streamed JSON arrays) are
 //! incremental decoders in [`framing`], applied by the LLM layer on the body pieces.
 
+pub mod decode;
 pub mod framing;
+pub mod h1;
+pub mod traceparent;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// Counters of input that was dropped or skipped, by reason (a short static snake_case name).
+/// Parsers fill one; the pipeline sums them into its stats.
+pub type DropCounts = BTreeMap<&'static str, u64>;
+
+/// Add one to `reason` in `drops`.
+pub fn count_drop(drops: &mut DropCounts, reason: &'static str) {
+    *drops.entry(reason).or_default() += 1;
+}
+
+/// Limits shared by the HTTP parsers (HTTP/1.1 and HTTP/2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest request or response head (start line + headers), bytes.
+    pub max_head_bytes: usize,
+    /// Most header fields in one head.
+    pub max_headers: usize,
+    /// Request bodies are kept whole up to this many decoded bytes (then flagged truncated).
+    pub max_request_body: usize,
+    /// Decoded response body bytes passed on per exchange (then flagged truncated, or
+    /// decompression_capped for a compressed body).
+    pub max_response_body: usize,
+    /// Decompression bombs: at most this many decoded bytes per encoded byte (past 1 MiB).
+    pub max_decompression_ratio: u64,
+    /// Requests waiting for their response on one connection (pipelining).
+    pub max_pending_exchanges: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_head_bytes: 64 << 10,
+            max_headers: 128,
+            max_request_body: 16 << 20,
+            max_response_body: 64 << 20,
+            max_decompression_ratio: 200,
+            max_pending_exchanges: 32,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn request_limits(&self) -> decode::DecodeLimits {
+        decode::DecodeLimits {
+            max_output: self.max_request_body,
+            max_ratio: self.max_decompression_ratio,
+            ratio_floor: 1 << 20,
+        }
+    }
+
+    pub fn response_limits(&self) -> decode::DecodeLimits {
+        decode::DecodeLimits {
+            max_output: self.max_response_body,
+            max_ratio: self.max_decompression_ratio,
+            ratio_floor: 1 << 20,
+        }
+    }
+}
 
 /// Header list, names lower-cased, in wire order, secrets already removed (see [`crate::redact`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +127,9 @@ pub enum EndReason {
     ConnectionClosed,
     /// HTTP/2 RST_STREAM or GOAWAY ended the stream.
     Reset,
-    /// The process exited or the connection expired idle before the response completed.
+    /// The process exited or the connection expired idle before the response completed, or the
+    /// capture lost the rest of it (then `gap` is set) or it was malformed (then `truncated`).
+    /// May come without a `ResponseHead` (no response was seen at all).
     Abandoned,
 }
 
@@ -127,4 +192,8 @@ pub trait ConnectionParser {
     fn close(&mut self, ts_ns: u64, reason: EndReason, out: &mut Vec<ExchangeEvent>);
     /// Bytes currently buffered (for the memory caps).
     fn buffered_bytes(&self) -> usize;
+    /// Move this parser's drop counters into `into` (and reset them).
+    fn drain_drops(&mut self, into: &mut DropCounts) {
+        let _ = into;
+    }
 }

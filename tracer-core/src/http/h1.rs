@@ -1,0 +1,1063 @@
+//! HTTP/1.1 on one connection: requests on the write side, responses on the read side, paired in
+//! order (keep-alive and pipelining), into [`ExchangeEvent`]s.
+//!
+//! Every byte is looked at a bounded number of times: heads are collected line by line (each
+//! byte copied once, `httparse` run once on a complete head), bodies pass straight from the input
+//! slice to the de-chunker and decoder. Nothing is re-scanned from the start of a buffer.
+//!
+//! Late attach and lost sync: a direction that is not at a known message start skips to the next
+//! line start (or the start of the next captured write/read, which is where programs begin
+//! messages) and only takes a line that is a valid start line: a request line on the write side,
+//! a status line on the read side, and then only while a request is waiting for it.
+
+use std::collections::VecDeque;
+
+use memchr::memchr;
+
+use super::decode::{BodyDecoder, Coding};
+use super::{
+    count_drop, Body, ConnectionParser, DropCounts, EndReason, ExchangeEvent, Headers, HttpConfig,
+    RequestHead, ResponseHead,
+};
+use crate::event::Direction;
+use crate::redact;
+
+/// Longest start line looked at while searching for a message start.
+const MAX_START_LINE: usize = 16 << 10;
+/// Longest chunk extension and trailer section accepted.
+const MAX_CHUNK_EXT: usize = 4 << 10;
+const MAX_TRAILERS: usize = 16 << 10;
+
+const METHODS: &[&[u8]] = &[
+    b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"CONNECT", b"TRACE",
+];
+
+/// Malformed body framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked body")]
+struct FramingError;
+
+/// How a body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes remain.
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the connection closes (responses only).
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    Size { value: u64, digits: u8, ext: usize },
+    Data(u64),
+    DataEnd { cr: bool },
+    Trailer { line: usize, total: usize },
+}
+
+impl Chunked {
+    fn start() -> Self {
+        Chunked::Size {
+            value: 0,
+            digits: 0,
+            ext: 0,
+        }
+    }
+}
+
+impl Framing {
+    /// Consume body bytes from `input`, handing body data to `emit`. Returns the bytes consumed
+    /// and whether the body ended (the rest of `input` is the next message).
+    fn step(
+        &mut self,
+        input: &[u8],
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> Result<(usize, bool), FramingError> {
+        match self {
+            Framing::Close => {
+                emit(input);
+                Ok((input.len(), false))
+            }
+            Framing::Length(left) => {
+                let n = (*left).min(input.len() as u64) as usize;
+                emit(&input[..n]);
+                *left -= n as u64;
+                Ok((n, *left == 0))
+            }
+            Framing::Chunked(state) => {
+                let mut i = 0;
+                while i < input.len() {
+                    match state {
+                        Chunked::Data(left) => {
+                            let n = (*left).min((input.len() - i) as u64) as usize;
+                            emit(&input[i..i + n]);
+                            i += n;
+                            *left -= n as u64;
+                            if *left == 0 {
+                                *state = Chunked::DataEnd { cr: false };
+                            }
+                            continue;
+                        }
+                        Chunked::Size { value, digits, ext } => {
+                            let c = input[i];
+                            match c {
+                                b'\n' => {
+                                    if *digits == 0 {
+                                        return Err(FramingError);
+                                    }
+                                    *state = if *value == 0 {
+                                        Chunked::Trailer { line: 0, total: 0 }
+                                    } else {
+                                        Chunked::Data(*value)
+                                    };
+                                }
+                                b'\r' => {}
+                                _ if *ext > 0 => {
+                                    *ext += 1;
+                                    if *ext > MAX_CHUNK_EXT {
+                                        return Err(FramingError);
+                                    }
+                                }
+                                b';' | b' ' | b'\t' if *digits > 0 => *ext = 1,
+                                _ => {
+                                    let d = (c as char).to_digit(16).ok_or(FramingError)?;
+                                    *digits += 1;
+                                    if *digits > 15 {
+                                        return Err(FramingError);
+                                    }
+                                    *value = *value * 16 + u64::from(d);
+                                }
+                            }
+                        }
+                        Chunked::DataEnd { cr } => match input[i] {
+                            b'\r' if !*cr => *cr = true,
+                            b'\n' => *state = Chunked::start(),
+                            _ => return Err(FramingError),
+                        },
+                        Chunked::Trailer { line, total } => match input[i] {
+                            b'\n' if *line == 0 => return Ok((i + 1, true)),
+                            b'\n' => *line = 0,
+                            b'\r' => {}
+                            _ => {
+                                *line += 1;
+                                *total += 1;
+                                if *total > MAX_TRAILERS {
+                                    return Err(FramingError);
+                                }
+                            }
+                        },
+                    }
+                    i += 1;
+                }
+                Ok((input.len(), false))
+            }
+        }
+    }
+
+    /// `missing` body bytes were not captured. `Ok(rest)`: the body goes on (or ended with
+    /// `rest` missing bytes belonging to what follows); `Err`: the framing is lost.
+    fn skip(&mut self, missing: u64) -> Result<Option<u64>, FramingError> {
+        match self {
+            Framing::Close => Ok(None),
+            Framing::Length(left) if missing < *left => {
+                *left -= missing;
+                Ok(None)
+            }
+            Framing::Length(left) => Ok(Some(missing - *left)),
+            Framing::Chunked(_) => Err(FramingError),
+        }
+    }
+}
+
+/// Where one direction is.
+enum Phase<B> {
+    /// Lost sync: discard up to the next line start.
+    Skip,
+    /// Collecting what may be a start line.
+    Line,
+    /// Collecting header lines after a valid start line.
+    Head,
+    Body(B),
+    /// The connection switched protocols (101, CONNECT): nothing more is parsed.
+    Dead,
+}
+
+/// Checks a start line byte by byte while it is collected, so that a candidate that cannot be a
+/// start line is dropped at its first wrong byte (and the next write/read start is tried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineCheck {
+    /// Request line: method letters so far.
+    Method(u8),
+    /// Request line: in the target (`true` once it has a byte).
+    Target(bool),
+    /// Request line: bytes of `HTTP/1.x` matched; status line: bytes of `HTTP/1.x DDD` matched.
+    Version(u8),
+    /// Status line: in the reason phrase.
+    Reason,
+    Cr,
+}
+
+const VERSION: &[u8] = b"HTTP/1.";
+
+impl LineCheck {
+    fn request() -> Self {
+        LineCheck::Method(0)
+    }
+
+    fn status() -> Self {
+        LineCheck::Version(0)
+    }
+
+    /// Take the next byte (not `\n`); `false`: this cannot be a start line.
+    fn step(&mut self, c: u8, request: bool) -> bool {
+        *self = match *self {
+            LineCheck::Method(n) if c.is_ascii_uppercase() && n < 7 => LineCheck::Method(n + 1),
+            LineCheck::Method(n) if c == b' ' && n > 0 => LineCheck::Target(false),
+            LineCheck::Target(_) if c > b' ' && c != 0x7f => LineCheck::Target(true),
+            LineCheck::Target(true) if c == b' ' => LineCheck::Version(0),
+            LineCheck::Version(n) if (n as usize) < VERSION.len() && c == VERSION[n as usize] => {
+                LineCheck::Version(n + 1)
+            }
+            LineCheck::Version(7) if c == b'0' || c == b'1' => LineCheck::Version(8),
+            LineCheck::Version(8) if request && c == b'\r' => LineCheck::Cr,
+            LineCheck::Version(8) if !request && c == b' ' => LineCheck::Version(9),
+            LineCheck::Version(n @ 9..=11) if !request && c.is_ascii_digit() => {
+                LineCheck::Version(n + 1)
+            }
+            LineCheck::Version(12) | LineCheck::Reason if !request => LineCheck::Reason,
+            _ => return false,
+        };
+        true
+    }
+}
+
+/// One direction's head collector.
+struct HeadBuf {
+    buf: Vec<u8>,
+    /// Where the line being collected starts in `buf`.
+    line_start: usize,
+    /// Capture time of the first byte of the message.
+    start_ns: u64,
+    /// Validity of the start line being collected.
+    check: LineCheck,
+}
+
+impl HeadBuf {
+    fn new() -> Self {
+        HeadBuf {
+            buf: Vec::new(),
+            line_start: 0,
+            start_ns: 0,
+            check: LineCheck::Cr,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.line_start = 0;
+        // Give back a buffer a header flood made large.
+        if self.buf.capacity() > 64 << 10 {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Append `input` up to and including the next `\n`; returns (consumed, line complete).
+    fn take_line(&mut self, input: &[u8]) -> (usize, bool) {
+        match memchr(b'\n', input) {
+            Some(i) => {
+                self.buf.extend_from_slice(&input[..=i]);
+                (i + 1, true)
+            }
+            None => {
+                self.buf.extend_from_slice(input);
+                (input.len(), false)
+            }
+        }
+    }
+
+    /// Collect a start line byte by byte (checked as it grows): `Some(true)` complete,
+    /// `Some(false)` not a start line (the rest of the line is left in `input`), `None` more
+    /// needed. Returns the bytes consumed too.
+    fn take_start_line(&mut self, input: &[u8], request: bool) -> (usize, Option<bool>) {
+        for (i, &c) in input.iter().enumerate() {
+            if c == b'\n' {
+                self.buf.push(c);
+                return (i + 1, Some(true));
+            }
+            if !self.check.step(c, request) {
+                return (i, Some(false));
+            }
+            self.buf.push(c);
+        }
+        (input.len(), None)
+    }
+
+    fn last_line(&self) -> &[u8] {
+        &self.buf[self.line_start..]
+    }
+}
+
+fn is_blank_line(line: &[u8]) -> bool {
+    line == b"\n" || line == b"\r\n"
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `METHOD SP target SP HTTP/1.x`, with a known method.
+fn is_request_line(line: &[u8]) -> bool {
+    let line = trim_eol(line);
+    let mut parts = line.split(|&c| c == b' ');
+    let (Some(m), Some(t), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    METHODS.contains(&m)
+        && !t.is_empty()
+        && t.iter().all(|&c| c > b' ' && c != 0x7f)
+        && (v == b"HTTP/1.1" || v == b"HTTP/1.0")
+}
+
+/// `HTTP/1.x DDD[ reason]`.
+fn is_status_line(line: &[u8]) -> bool {
+    let line = trim_eol(line);
+    line.len() >= 12
+        && (line.starts_with(b"HTTP/1.1 ") || line.starts_with(b"HTTP/1.0 "))
+        && line[9..12].iter().all(u8::is_ascii_digit)
+        && (line.len() == 12 || line[12] == b' ')
+}
+
+/// Lower-cased names, lossy UTF-8 values, secrets replaced.
+fn convert_headers(raw: &[httparse::Header<'_>]) -> Headers {
+    Headers(
+        raw.iter()
+            .map(|h| {
+                let name = h.name.to_ascii_lowercase();
+                let value = if redact::is_secret_header(&name) {
+                    redact::REDACTED.to_string()
+                } else {
+                    String::from_utf8_lossy(h.value).trim().to_string()
+                };
+                (name, value)
+            })
+            .collect(),
+    )
+}
+
+/// The body length a `Content-Length` set gives (several equal values are accepted).
+fn content_length(headers: &Headers) -> Result<Option<u64>, ()> {
+    let mut found = None;
+    for (n, v) in &headers.0 {
+        if n != "content-length" {
+            continue;
+        }
+        for part in v.split(',').map(str::trim) {
+            if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(());
+            }
+            let len: u64 = part.parse().map_err(|_| ())?;
+            if found.is_some_and(|f| f != len) {
+                return Err(());
+            }
+            found = Some(len);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `Transfer-Encoding` is present, and whether its last coding is `chunked`.
+fn transfer_encoding(headers: &Headers) -> Option<bool> {
+    let mut last = None;
+    for (n, v) in &headers.0 {
+        if n == "transfer-encoding" {
+            if let Some(c) = v.split(',').map(str::trim).rfind(|c| !c.is_empty()) {
+                last = Some(c.eq_ignore_ascii_case("chunked"));
+            }
+        }
+    }
+    last
+}
+
+/// The content coding of a body; an unsupported one is passed through undecoded and counted.
+fn coding(headers: &Headers, drops: &mut DropCounts) -> Coding {
+    Coding::from_header(headers.get("content-encoding")).unwrap_or_else(|_| {
+        count_drop(drops, "h1_unsupported_content_encoding");
+        Coding::Identity
+    })
+}
+
+/// A request whose head was parsed, waiting for (or receiving) its response.
+struct Pending {
+    exchange: u64,
+    is_head: bool,
+    is_connect: bool,
+    /// The `Request` event has been emitted.
+    emitted: bool,
+}
+
+/// A request body being received.
+struct ReqBody {
+    exchange: u64,
+    framing: Framing,
+    decoder: BodyDecoder,
+    head: Option<RequestHead>,
+    body: Body,
+    start_ns: u64,
+    late_attach: bool,
+}
+
+/// A response body being received.
+struct RespBody {
+    exchange: u64,
+    framing: Framing,
+    decoder: BodyDecoder,
+    gap: bool,
+    /// The connection is a tunnel after this response (CONNECT 2xx).
+    then_dead: bool,
+}
+
+/// The HTTP/1.1 parser of one connection.
+pub struct H1Connection {
+    cfg: HttpConfig,
+    next_exchange: u64,
+    pending: VecDeque<Pending>,
+    req_phase: Phase<ReqBody>,
+    req_head: HeadBuf,
+    resp_phase: Phase<RespBody>,
+    resp_head: HeadBuf,
+    /// Bytes were skipped on the write side before the first request: the connection predates
+    /// the capture. Reported on the first request.
+    skipped_before_first: bool,
+    seen_request: bool,
+    /// Decoded response bytes of the current feed, sent as one `ResponseData`.
+    piece: Vec<u8>,
+    drops: DropCounts,
+}
+
+impl ConnectionParser for H1Connection {
+    fn feed(
+        &mut self,
+        direction: Direction,
+        ts_ns: u64,
+        data: &[u8],
+        out: &mut Vec<ExchangeEvent>,
+    ) {
+        match direction {
+            Direction::Write => self.feed_request(ts_ns, data, out),
+            Direction::Read => self.feed_response(ts_ns, data, out),
+        }
+    }
+
+    fn gap(
+        &mut self,
+        direction: Direction,
+        ts_ns: u64,
+        missing: u64,
+        out: &mut Vec<ExchangeEvent>,
+    ) {
+        if missing == 0 {
+            return;
+        }
+        match direction {
+            Direction::Write => self.request_gap(ts_ns, missing, out),
+            Direction::Read => self.response_gap(ts_ns, missing, out),
+        }
+    }
+
+    fn close(&mut self, ts_ns: u64, reason: EndReason, out: &mut Vec<ExchangeEvent>) {
+        if let Phase::Body(b) = &mut self.req_phase {
+            if b.head.is_some() {
+                b.body.truncated = true;
+                emit_request(b, ts_ns, &mut self.pending, out);
+            }
+        }
+        self.req_phase = Phase::Line;
+        self.req_head.clear();
+        let mut current = match std::mem::replace(&mut self.resp_phase, Phase::Line) {
+            Phase::Body(b) => Some(b),
+            _ => None,
+        };
+        self.resp_head.clear();
+        for p in std::mem::take(&mut self.pending) {
+            match current.take() {
+                Some(mut b) if b.exchange == p.exchange => {
+                    let reason = if b.framing == Framing::Close {
+                        // A close-delimited body has no other end.
+                        EndReason::ConnectionClosed
+                    } else {
+                        reason
+                    };
+                    self.end_response(&mut b, ts_ns, reason, false, out);
+                }
+                other => {
+                    current = other;
+                    out.push(ExchangeEvent::ResponseEnd {
+                        exchange: p.exchange,
+                        ts_ns,
+                        reason,
+                        truncated: false,
+                        gap: false,
+                        decompression_capped: false,
+                    });
+                }
+            }
+        }
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        let req = match &self.req_phase {
+            Phase::Body(b) => b.body.bytes.capacity() + b.decoder.buffered_bytes(),
+            _ => 0,
+        };
+        let resp = match &self.resp_phase {
+            Phase::Body(b) => b.decoder.buffered_bytes(),
+            _ => 0,
+        };
+        req + resp
+            + self.req_head.buf.capacity()
+            + self.resp_head.buf.capacity()
+            + self.piece.capacity()
+    }
+
+    fn drain_drops(&mut self, into: &mut DropCounts) {
+        for (k, v) in std::mem::take(&mut self.drops) {
+            *into.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Emit the `Request` event of a body being received (complete or not).
+fn emit_request(
+    b: &mut ReqBody,
+    end_ns: u64,
+    pending: &mut VecDeque<Pending>,
+    out: &mut Vec<ExchangeEvent>,
+) {
+    let Some(head) = b.head.take() else {
+        return;
+    };
+    if b.decoder.capped() || b.decoder.failed() {
+        b.body.truncated = true;
+    }
+    if let Some(p) = pending.iter_mut().find(|p| p.exchange == b.exchange) {
+        p.emitted = true;
+    }
+    out.push(ExchangeEvent::Request {
+        exchange: b.exchange,
+        head,
+        body: std::mem::take(&mut b.body),
+        start_ns: b.start_ns,
+        end_ns,
+        late_attach: b.late_attach,
+    });
+}
+
+impl H1Connection {
+    pub fn new(cfg: HttpConfig) -> Self {
+        H1Connection {
+            cfg,
+            next_exchange: 0,
+            pending: VecDeque::new(),
+            req_phase: Phase::Line,
+            req_head: HeadBuf::new(),
+            resp_phase: Phase::Line,
+            resp_head: HeadBuf::new(),
+            skipped_before_first: false,
+            seen_request: false,
+            piece: Vec::new(),
+            drops: DropCounts::new(),
+        }
+    }
+
+    fn lose_request_sync(&mut self, reason: &'static str) {
+        count_drop(&mut self.drops, reason);
+        self.req_head.clear();
+        self.req_phase = Phase::Skip;
+        if !self.seen_request {
+            self.skipped_before_first = true;
+        }
+    }
+
+    fn feed_request(&mut self, ts: u64, mut input: &[u8], out: &mut Vec<ExchangeEvent>) {
+        // Programs start a message with a new write: a feed start is a possible line start.
+        if matches!(self.req_phase, Phase::Skip) {
+            self.req_phase = Phase::Line;
+        }
+        while !input.is_empty() {
+            match &mut self.req_phase {
+                Phase::Dead => return,
+                Phase::Skip => match memchr(b'\n', input) {
+                    Some(i) => {
+                        input = &input[i + 1..];
+                        self.req_phase = Phase::Line;
+                    }
+                    None => return,
+                },
+                Phase::Line => {
+                    if self.req_head.buf.is_empty() {
+                        let c = input[0];
+                        if c == b'\r' || c == b'\n' {
+                            input = &input[1..];
+                            continue;
+                        }
+                        self.req_head.start_ns = ts;
+                        self.req_head.check = LineCheck::request();
+                    }
+                    let (n, complete) = self.req_head.take_start_line(input, true);
+                    input = &input[n..];
+                    match complete {
+                        None if self.req_head.buf.len() > MAX_START_LINE => {
+                            self.lose_request_sync("h1_request_resync")
+                        }
+                        None => {}
+                        Some(true) if is_request_line(&self.req_head.buf) => {
+                            self.req_head.line_start = self.req_head.buf.len();
+                            self.req_phase = Phase::Head;
+                        }
+                        // Not a request line: skip the rest of it; the next line may be one.
+                        Some(_) => self.lose_request_sync("h1_request_resync"),
+                    }
+                }
+                Phase::Head => {
+                    let (n, complete) = self.req_head.take_line(input);
+                    input = &input[n..];
+                    if complete {
+                        if is_blank_line(self.req_head.last_line()) {
+                            self.on_request_head(ts, out);
+                            continue;
+                        }
+                        self.req_head.line_start = self.req_head.buf.len();
+                    }
+                    if self.req_head.buf.len() > self.cfg.max_head_bytes {
+                        self.lose_request_sync("h1_head_too_large");
+                    }
+                }
+                Phase::Body(b) => {
+                    let ReqBody {
+                        framing,
+                        decoder,
+                        body,
+                        head,
+                        ..
+                    } = b;
+                    let keep = head.is_some();
+                    let step = framing.step(input, &mut |d| {
+                        if keep {
+                            decoder.push(d, &mut body.bytes)
+                        }
+                    });
+                    match step {
+                        Ok((n, done)) => {
+                            input = &input[n..];
+                            if done {
+                                emit_request(b, ts, &mut self.pending, out);
+                                self.req_phase = Phase::Line;
+                            }
+                        }
+                        Err(FramingError) => {
+                            b.body.truncated = true;
+                            emit_request(b, ts, &mut self.pending, out);
+                            self.lose_request_sync("h1_bad_chunked_request");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_request_head(&mut self, ts: u64, out: &mut Vec<ExchangeEvent>) {
+        let mut raw = vec![httparse::EMPTY_HEADER; self.cfg.max_headers];
+        let mut req = httparse::Request::new(&mut raw);
+        let parsed = match req.parse(&self.req_head.buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let headers = convert_headers(req.headers);
+                let target = redact::redact_target(req.path.unwrap_or(""));
+                Some(RequestHead {
+                    method: req.method.unwrap_or("").to_string(),
+                    authority: headers.get("host").map(str::to_string),
+                    target,
+                    version: if req.version == Some(0) { "1.0" } else { "1.1" }.to_string(),
+                    headers,
+                })
+            }
+            Ok(httparse::Status::Partial) => None,
+            Err(httparse::Error::TooManyHeaders) => {
+                self.lose_request_sync("h1_too_many_headers");
+                return;
+            }
+            Err(_) => None,
+        };
+        let Some(head) = parsed else {
+            self.lose_request_sync("h1_bad_request_head");
+            return;
+        };
+        let start_ns = self.req_head.start_ns;
+        self.req_head.clear();
+        let framing = match (
+            transfer_encoding(&head.headers),
+            content_length(&head.headers),
+        ) {
+            (Some(true), _) => Some(Framing::Chunked(Chunked::start())),
+            (Some(false), _) | (None, Err(())) => {
+                // A request body whose end cannot be known: the server would reject it too.
+                self.lose_request_sync("h1_bad_request_framing");
+                return;
+            }
+            (None, Ok(Some(0) | None)) => None,
+            (None, Ok(Some(len))) => Some(Framing::Length(len)),
+        };
+        if self.pending.len() >= self.cfg.max_pending_exchanges {
+            // Requests nobody answers: forget the oldest.
+            count_drop(&mut self.drops, "h1_too_many_pending");
+            if let Some(p) = self.pending.pop_front() {
+                out.push(ExchangeEvent::ResponseEnd {
+                    exchange: p.exchange,
+                    ts_ns: ts,
+                    reason: EndReason::Abandoned,
+                    truncated: false,
+                    gap: false,
+                    decompression_capped: false,
+                });
+            }
+        }
+        let exchange = self.next_exchange;
+        self.next_exchange += 1;
+        let late_attach = std::mem::take(&mut self.skipped_before_first);
+        self.seen_request = true;
+        self.pending.push_back(Pending {
+            exchange,
+            is_head: head.method == "HEAD",
+            is_connect: head.method == "CONNECT",
+            emitted: false,
+        });
+        // A response starts after its request: the read side may start looking for it.
+        if matches!(self.resp_phase, Phase::Skip) {
+            self.resp_phase = Phase::Line;
+        }
+        let decoder = BodyDecoder::new(
+            coding(&head.headers, &mut self.drops),
+            self.cfg.request_limits(),
+        );
+        let mut b = ReqBody {
+            exchange,
+            framing: framing.unwrap_or(Framing::Length(0)),
+            decoder,
+            head: Some(head),
+            body: Body::default(),
+            start_ns,
+            late_attach,
+        };
+        if framing.is_none() {
+            emit_request(&mut b, ts, &mut self.pending, out);
+            self.req_phase = Phase::Line;
+        } else {
+            self.req_phase = Phase::Body(b);
+        }
+    }
+
+    fn request_gap(&mut self, ts: u64, missing: u64, out: &mut Vec<ExchangeEvent>) {
+        match &mut self.req_phase {
+            Phase::Dead => {}
+            Phase::Skip | Phase::Line | Phase::Head => {
+                if !self.req_head.buf.is_empty() || !matches!(self.req_phase, Phase::Skip) {
+                    self.lose_request_sync("h1_gap_in_request_head");
+                }
+                self.req_phase = Phase::Skip;
+            }
+            Phase::Body(b) => {
+                b.body.gap = true;
+                b.decoder.interrupt();
+                match b.framing.skip(missing) {
+                    Ok(None) => {}
+                    Ok(Some(rest)) => {
+                        emit_request(b, ts, &mut self.pending, out);
+                        self.req_phase = if rest == 0 { Phase::Line } else { Phase::Skip };
+                    }
+                    Err(FramingError) => {
+                        emit_request(b, ts, &mut self.pending, out);
+                        self.lose_request_sync("h1_gap_in_chunked_request");
+                    }
+                }
+            }
+        }
+    }
+
+    fn lose_response_sync(&mut self, reason: &'static str) {
+        count_drop(&mut self.drops, reason);
+        self.resp_head.clear();
+        self.resp_phase = Phase::Skip;
+    }
+
+    fn flush_piece(&mut self, exchange: u64, ts: u64, out: &mut Vec<ExchangeEvent>) {
+        if !self.piece.is_empty() {
+            out.push(ExchangeEvent::ResponseData {
+                exchange,
+                ts_ns: ts,
+                data: std::mem::take(&mut self.piece),
+            });
+        }
+    }
+
+    fn feed_response(&mut self, ts: u64, mut input: &[u8], out: &mut Vec<ExchangeEvent>) {
+        if matches!(self.resp_phase, Phase::Skip) && !self.pending.is_empty() {
+            self.resp_phase = Phase::Line;
+        }
+        while !input.is_empty() {
+            match &mut self.resp_phase {
+                Phase::Dead => return,
+                Phase::Skip | Phase::Line if self.pending.is_empty() => {
+                    // Nothing was asked: the tail of an exchange from before the capture.
+                    count_drop(&mut self.drops, "h1_response_without_request");
+                    self.resp_head.clear();
+                    self.resp_phase = Phase::Skip;
+                    return;
+                }
+                Phase::Skip => match memchr(b'\n', input) {
+                    Some(i) => {
+                        input = &input[i + 1..];
+                        self.resp_phase = Phase::Line;
+                    }
+                    None => return,
+                },
+                Phase::Line => {
+                    if self.resp_head.buf.is_empty() {
+                        let c = input[0];
+                        if c == b'\r' || c == b'\n' {
+                            input = &input[1..];
+                            continue;
+                        }
+                        self.resp_head.start_ns = ts;
+                        self.resp_head.check = LineCheck::status();
+                    }
+                    let (n, complete) = self.resp_head.take_start_line(input, false);
+                    input = &input[n..];
+                    match complete {
+                        None if self.resp_head.buf.len() > MAX_START_LINE => {
+                            self.lose_response_sync("h1_response_resync")
+                        }
+                        None => {}
+                        Some(true) if is_status_line(&self.resp_head.buf) => {
+                            self.resp_head.line_start = self.resp_head.buf.len();
+                            self.resp_phase = Phase::Head;
+                        }
+                        Some(_) => self.lose_response_sync("h1_response_resync"),
+                    }
+                }
+                Phase::Head => {
+                    let (n, complete) = self.resp_head.take_line(input);
+                    input = &input[n..];
+                    if complete {
+                        if is_blank_line(self.resp_head.last_line()) {
+                            self.on_response_head(ts, out);
+                            continue;
+                        }
+                        self.resp_head.line_start = self.resp_head.buf.len();
+                    }
+                    if self.resp_head.buf.len() > self.cfg.max_head_bytes {
+                        self.lose_response_sync("h1_head_too_large");
+                    }
+                }
+                Phase::Body(b) => {
+                    let RespBody {
+                        framing, decoder, ..
+                    } = b;
+                    let piece = &mut self.piece;
+                    let step = framing.step(input, &mut |d| decoder.push(d, piece));
+                    match step {
+                        Ok((n, done)) => {
+                            input = &input[n..];
+                            if done {
+                                let Phase::Body(mut b) =
+                                    std::mem::replace(&mut self.resp_phase, Phase::Line)
+                                else {
+                                    unreachable!("in a body")
+                                };
+                                self.end_response(&mut b, ts, EndReason::Complete, false, out);
+                            }
+                        }
+                        Err(FramingError) => {
+                            let Phase::Body(mut b) =
+                                std::mem::replace(&mut self.resp_phase, Phase::Skip)
+                            else {
+                                unreachable!("in a body")
+                            };
+                            count_drop(&mut self.drops, "h1_bad_chunked_response");
+                            self.end_response(&mut b, ts, EndReason::Abandoned, true, out);
+                            self.resp_phase = Phase::Skip;
+                        }
+                    }
+                }
+            }
+        }
+        if let Phase::Body(b) = &self.resp_phase {
+            let exchange = b.exchange;
+            self.flush_piece(exchange, ts, out);
+        }
+    }
+
+    /// Emit the rest of the body and the end of exchange `b`, and retire its pending entry.
+    fn end_response(
+        &mut self,
+        b: &mut RespBody,
+        ts: u64,
+        reason: EndReason,
+        truncated: bool,
+        out: &mut Vec<ExchangeEvent>,
+    ) {
+        self.flush_piece(b.exchange, ts, out);
+        let identity = b.decoder.coding() == Coding::Identity;
+        out.push(ExchangeEvent::ResponseEnd {
+            exchange: b.exchange,
+            ts_ns: ts,
+            reason,
+            truncated: truncated || b.decoder.failed() || (identity && b.decoder.capped()),
+            gap: b.gap,
+            decompression_capped: !identity && b.decoder.capped(),
+        });
+        if self
+            .pending
+            .front()
+            .is_some_and(|p| p.exchange == b.exchange)
+        {
+            self.pending.pop_front();
+        }
+        if b.then_dead {
+            self.req_phase = Phase::Dead;
+            self.resp_phase = Phase::Dead;
+        }
+    }
+
+    fn on_response_head(&mut self, ts: u64, out: &mut Vec<ExchangeEvent>) {
+        let mut raw = vec![httparse::EMPTY_HEADER; self.cfg.max_headers];
+        let mut resp = httparse::Response::new(&mut raw);
+        let parsed = match resp.parse(&self.resp_head.buf) {
+            Ok(httparse::Status::Complete(_)) => resp.code.map(|status| ResponseHead {
+                status,
+                headers: convert_headers(resp.headers),
+            }),
+            _ => None,
+        };
+        let start_ns = self.resp_head.start_ns;
+        self.resp_head.clear();
+        let Some(head) = parsed else {
+            // The response to the oldest request is unreadable: end it rather than pairing the
+            // next response with the wrong request.
+            if let Some(p) = self.pending.pop_front() {
+                out.push(ExchangeEvent::ResponseEnd {
+                    exchange: p.exchange,
+                    ts_ns: ts,
+                    reason: EndReason::Abandoned,
+                    truncated: true,
+                    gap: false,
+                    decompression_capped: false,
+                });
+            }
+            self.lose_response_sync("h1_bad_response_head");
+            return;
+        };
+        let status = head.status;
+        if (100..200).contains(&status) && status != 101 {
+            // Interim response (100 Continue, 103 Early Hints): the final one follows.
+            self.resp_phase = Phase::Line;
+            return;
+        }
+        let Some(p) = self.pending.front() else {
+            self.lose_response_sync("h1_response_without_request");
+            return;
+        };
+        let (exchange, is_head, is_connect, emitted) =
+            (p.exchange, p.is_head, p.is_connect, p.emitted);
+        if !emitted {
+            // The server answered before the request body was complete (an early error, or
+            // `Expect: 100-continue` refused): the request goes out now, marked incomplete.
+            if let Phase::Body(b) = &mut self.req_phase {
+                if b.exchange == exchange {
+                    b.body.truncated = true;
+                    emit_request(b, ts, &mut self.pending, out);
+                }
+            }
+        }
+        let switching = status == 101 || (is_connect && (200..300).contains(&status));
+        let framing = if switching || is_head || status == 204 || status == 304 {
+            None
+        } else {
+            match (
+                transfer_encoding(&head.headers),
+                content_length(&head.headers),
+            ) {
+                (Some(true), _) => Some(Framing::Chunked(Chunked::start())),
+                (Some(false), _) => Some(Framing::Close),
+                (None, Ok(Some(0))) => None,
+                (None, Ok(Some(len))) => Some(Framing::Length(len)),
+                (None, Ok(None)) => Some(Framing::Close),
+                (None, Err(())) => {
+                    count_drop(&mut self.drops, "h1_bad_content_length");
+                    Some(Framing::Close)
+                }
+            }
+        };
+        let decoder = BodyDecoder::new(
+            coding(&head.headers, &mut self.drops),
+            self.cfg.response_limits(),
+        );
+        out.push(ExchangeEvent::ResponseHead {
+            exchange,
+            head,
+            ts_ns: start_ns,
+        });
+        let mut b = RespBody {
+            exchange,
+            framing: framing.unwrap_or(Framing::Length(0)),
+            decoder,
+            gap: false,
+            then_dead: switching,
+        };
+        if framing.is_none() {
+            self.resp_phase = Phase::Line;
+            self.end_response(&mut b, ts, EndReason::Complete, false, out);
+        } else {
+            self.resp_phase = Phase::Body(b);
+        }
+    }
+
+    fn response_gap(&mut self, ts: u64, missing: u64, out: &mut Vec<ExchangeEvent>) {
+        match std::mem::replace(&mut self.resp_phase, Phase::Skip) {
+            Phase::Dead => self.resp_phase = Phase::Dead,
+            Phase::Skip | Phase::Line => {}
+            Phase::Head => {
+                // The head of the oldest request's response is lost.
+                if let Some(p) = self.pending.pop_front() {
+                    out.push(ExchangeEvent::ResponseEnd {
+                        exchange: p.exchange,
+                        ts_ns: ts,
+                        reason: EndReason::Abandoned,
+                        truncated: false,
+                        gap: true,
+                        decompression_capped: false,
+                    });
+                }
+                self.lose_response_sync("h1_gap_in_response_head");
+            }
+            Phase::Body(mut b) => {
+                b.gap = true;
+                b.decoder.interrupt();
+                match b.framing.skip(missing) {
+                    Ok(None) => self.resp_phase = Phase::Body(b),
+                    Ok(Some(rest)) => {
+                        self.end_response(&mut b, ts, EndReason::Complete, false, out);
+                        if !matches!(self.resp_phase, Phase::Dead) {
+                            self.resp_phase = if rest == 0 { Phase::Line } else { Phase::Skip };
+                        }
+                    }
+                    Err(FramingError) => {
+                        self.end_response(&mut b, ts, EndReason::Abandoned, false, out);
+                        self.lose_response_sync("h1_gap_in_chunked_response");
+                    }
+                }
+            }
+        }
+    }
+}
