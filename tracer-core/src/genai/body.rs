@@ -233,6 +233,16 @@ impl BodyReader {
                         self.stats.dropped += d.dropped();
                         self.dispatch_sse(evs, ts, api, acc);
                     }
+                    None if (200..300).contains(&status) && looks_like_ndjson(&head) => {
+                        // Several JSON lines under a JSON label (Ollama-like servers).
+                        acc.call.streamed = true;
+                        let mut d = NdjsonDecoder::new(self.max_message);
+                        let mut lines = Vec::new();
+                        d.push(&head, &mut lines);
+                        d.finish(&mut lines);
+                        self.stats.dropped += d.dropped();
+                        self.dispatch_json(lines, ts, api, acc);
+                    }
                     None => {
                         if !head.trim_ascii().is_empty() {
                             self.stats.invalid_json += 1;
@@ -319,4 +329,10 @@ fn deliver(msg: Msg<'_>, ts: u64, api: &mut dyn Api, acc: &mut Acc) {
 fn looks_like_sse(body: &[u8]) -> bool {
     let b = body.trim_ascii_start();
     b.starts_with(b"data:") || b.starts_with(b"event:") || b.starts_with(b":")
+}
+
+fn looks_like_ndjson(body: &[u8]) -> bool {
+    let b = body.trim_ascii();
+    let first = b.split(|&c| c == b'\n').next().unwrap_or(b);
+    first.len() < b.len() && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
 }
