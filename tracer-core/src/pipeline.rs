@@ -28,6 +28,8 @@ pub struct PipelineStats {
     pub calls: u64,
     /// HTTP requests seen (recognised as LLM calls or not).
     pub requests: u64,
+    /// Requests no provider claimed (not LLM traffic), counted when their connection ends.
+    pub unclaimed_requests: u64,
     pub connections_open: u64,
     pub connections_opened: u64,
     pub connections_expired: u64,
@@ -43,6 +45,8 @@ struct Recognizers {
     by_conn: HashMap<ConnKey, Recognizer>,
     calls: Vec<LlmCall>,
     requests: u64,
+    /// Requests of closed connections that no provider claimed.
+    unclaimed: u64,
 }
 
 impl ExchangeSink for Recognizers {
@@ -62,11 +66,16 @@ impl ExchangeSink for Recognizers {
         self.calls.extend(r.on_event(origin, event));
     }
 
-    fn closed(&mut self, origin: &Origin) {
-        self.by_conn.remove(&ConnKey {
+    fn closed(&mut self, origin: &Origin, ts_ns: u64) {
+        let key = ConnKey {
             pid: origin.pid,
             conn: origin.conn,
-        });
+        };
+        if let Some(mut r) = self.by_conn.remove(&key) {
+            // The parser ended what it knew of; anything the recogniser still holds is cut.
+            self.calls.extend(r.finish(ts_ns));
+            self.unclaimed += r.stats().unclaimed;
+        }
     }
 }
 
@@ -86,6 +95,7 @@ impl Pipeline {
                 by_conn: HashMap::new(),
                 calls: Vec::new(),
                 requests: 0,
+                unclaimed: 0,
             },
             config,
             stats: PipelineStats::default(),
@@ -127,6 +137,7 @@ impl Pipeline {
         self.stats.connections_expired = t.connections_expired;
         self.stats.memory_bytes = t.memory_bytes as u64;
         self.stats.requests = self.recognizers.requests;
+        self.stats.unclaimed_requests = self.recognizers.unclaimed;
         self.tracker.drain_drops(&mut self.stats.drops);
         let calls = std::mem::take(&mut self.recognizers.calls);
         self.stats.calls += calls.len() as u64;

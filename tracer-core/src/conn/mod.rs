@@ -66,9 +66,9 @@ impl TrackerConfig {
 pub trait ExchangeSink {
     /// One event of the connection `origin`, in order.
     fn exchange(&mut self, origin: &Origin, event: ExchangeEvent);
-    /// The connection is gone (closed, expired, evicted): nothing more comes for it.
-    fn closed(&mut self, origin: &Origin) {
-        let _ = origin;
+    /// The connection is gone (closed, expired, evicted) at `ts_ns`: nothing more comes for it.
+    fn closed(&mut self, origin: &Origin, ts_ns: u64) {
+        let _ = (origin, ts_ns);
     }
 }
 
@@ -399,7 +399,7 @@ impl Tracker {
         for e in self.events.drain(..) {
             sink.exchange(&conn.origin, e);
         }
-        sink.closed(&conn.origin);
+        sink.closed(&conn.origin, ts_ns);
     }
 
     /// The process exited: close all its connections.

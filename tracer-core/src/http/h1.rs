@@ -435,6 +435,9 @@ pub struct H1Connection {
     /// Decoded response bytes of the current feed, sent as one `ResponseData`.
     piece: Vec<u8>,
     drops: DropCounts,
+    /// Bytes looked at: every input byte once, plus heads and start lines read again whole.
+    /// A complexity check for tests (stays linear in the input).
+    examined: u64,
 }
 
 impl ConnectionParser for H1Connection {
@@ -556,6 +559,11 @@ fn emit_request(
 }
 
 impl H1Connection {
+    /// See `examined`: bytes looked at so far.
+    pub fn bytes_examined(&self) -> u64 {
+        self.examined
+    }
+
     pub fn new(cfg: HttpConfig) -> Self {
         H1Connection {
             cfg,
@@ -569,6 +577,7 @@ impl H1Connection {
             seen_request: false,
             piece: Vec::new(),
             drops: DropCounts::new(),
+            examined: 0,
         }
     }
 
@@ -613,7 +622,10 @@ impl H1Connection {
                             self.lose_request_sync("h1_request_resync")
                         }
                         None => {}
-                        Some(true) if is_request_line(&self.req_head.buf) => {
+                        Some(true)
+                            if self.reread(self.req_head.buf.len())
+                                && is_request_line(&self.req_head.buf) =>
+                        {
                             self.req_head.line_start = self.req_head.buf.len();
                             self.req_phase = Phase::Head;
                         }
@@ -668,7 +680,14 @@ impl H1Connection {
         }
     }
 
+    /// Count `n` bytes read a second time; always true (for use in guards).
+    fn reread(&mut self, n: usize) -> bool {
+        self.examined += n as u64;
+        true
+    }
+
     fn on_request_head(&mut self, ts: u64, out: &mut Vec<ExchangeEvent>) {
+        self.reread(self.req_head.buf.len());
         let mut raw = vec![httparse::EMPTY_HEADER; self.cfg.max_headers];
         let mut req = httparse::Request::new(&mut raw);
         let parsed = match req.parse(&self.req_head.buf) {
@@ -785,6 +804,26 @@ impl H1Connection {
         }
     }
 
+    /// End the oldest waiting request without a (readable) response.
+    fn abandon_oldest(
+        &mut self,
+        ts: u64,
+        truncated: bool,
+        gap: bool,
+        out: &mut Vec<ExchangeEvent>,
+    ) {
+        if let Some(p) = self.pending.pop_front() {
+            out.push(ExchangeEvent::ResponseEnd {
+                exchange: p.exchange,
+                ts_ns: ts,
+                reason: EndReason::Abandoned,
+                truncated,
+                gap,
+                decompression_capped: false,
+            });
+        }
+    }
+
     fn lose_response_sync(&mut self, reason: &'static str) {
         count_drop(&mut self.drops, reason);
         self.resp_head.clear();
@@ -839,7 +878,10 @@ impl H1Connection {
                             self.lose_response_sync("h1_response_resync")
                         }
                         None => {}
-                        Some(true) if is_status_line(&self.resp_head.buf) => {
+                        Some(true)
+                            if self.reread(self.resp_head.buf.len())
+                                && is_status_line(&self.resp_head.buf) =>
+                        {
                             self.resp_head.line_start = self.resp_head.buf.len();
                             self.resp_phase = Phase::Head;
                         }
@@ -857,6 +899,9 @@ impl H1Connection {
                         self.resp_head.line_start = self.resp_head.buf.len();
                     }
                     if self.resp_head.buf.len() > self.cfg.max_head_bytes {
+                        // This response is unreadable: its request ends here, so that the next
+                        // response is not paired with it.
+                        self.abandon_oldest(ts, true, false, out);
                         self.lose_response_sync("h1_head_too_large");
                     }
                 }
@@ -931,6 +976,7 @@ impl H1Connection {
     }
 
     fn on_response_head(&mut self, ts: u64, out: &mut Vec<ExchangeEvent>) {
+        self.reread(self.resp_head.buf.len());
         let mut raw = vec![httparse::EMPTY_HEADER; self.cfg.max_headers];
         let mut resp = httparse::Response::new(&mut raw);
         let parsed = match resp.parse(&self.resp_head.buf) {
@@ -945,16 +991,7 @@ impl H1Connection {
         let Some(head) = parsed else {
             // The response to the oldest request is unreadable: end it rather than pairing the
             // next response with the wrong request.
-            if let Some(p) = self.pending.pop_front() {
-                out.push(ExchangeEvent::ResponseEnd {
-                    exchange: p.exchange,
-                    ts_ns: ts,
-                    reason: EndReason::Abandoned,
-                    truncated: true,
-                    gap: false,
-                    decompression_capped: false,
-                });
-            }
+            self.abandon_oldest(ts, true, false, out);
             self.lose_response_sync("h1_bad_response_head");
             return;
         };
@@ -1029,16 +1066,7 @@ impl H1Connection {
             Phase::Skip | Phase::Line => {}
             Phase::Head => {
                 // The head of the oldest request's response is lost.
-                if let Some(p) = self.pending.pop_front() {
-                    out.push(ExchangeEvent::ResponseEnd {
-                        exchange: p.exchange,
-                        ts_ns: ts,
-                        reason: EndReason::Abandoned,
-                        truncated: false,
-                        gap: true,
-                        decompression_capped: false,
-                    });
-                }
+                self.abandon_oldest(ts, false, true, out);
                 self.lose_response_sync("h1_gap_in_response_head");
             }
             Phase::Body(mut b) => {

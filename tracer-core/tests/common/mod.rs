@@ -216,7 +216,7 @@ impl ExchangeSink for Collect {
         self.origins.push(origin.clone());
         self.events.push(event);
     }
-    fn closed(&mut self, _origin: &Origin) {
+    fn closed(&mut self, _origin: &Origin, _ts_ns: u64) {
         self.closed += 1;
     }
 }
