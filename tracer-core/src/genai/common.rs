@@ -1,9 +1,8 @@
 //! Helpers shared by the provider modules: the request as the detectors see it, JSON getters,
-//! error codes, the authority, `traceparent`.
+//! error codes, the authority, percent-decoding, the tail scan of over-cap bodies.
 
 use serde_json::Value;
 
-use crate::call::TraceParent;
 use crate::http::{Headers, RequestHead};
 
 /// A request as the detector chain sees it.
@@ -91,34 +90,6 @@ pub fn split_authority(authority: &str) -> (Option<String>, Option<u16>) {
         (!host.is_empty()).then_some(host),
         port.and_then(|p| p.parse().ok()),
     )
-}
-
-/// W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), validated: unknown versions are read by
-/// their first four fields as the spec asks; all-zero ids and version `ff` are rejected.
-pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
-    let v = value.trim();
-    let mut it = v.split('-');
-    let (version, trace, span, flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
-        return None;
-    }
-    if version == "00" && it.next().is_some() {
-        return None;
-    }
-    if trace.bytes().all(|b| b == b'0') || span.bytes().all(|b| b == b'0') {
-        return None;
-    }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some(TraceParent {
-        trace_id: trace.to_string(),
-        parent_span_id: span.to_string(),
-        sampled: flags & 1 == 1,
-    })
 }
 
 /// JSON path lookup: `get(v, &["usage", "prompt_tokens"])`.
@@ -263,36 +234,6 @@ mod tests {
         assert_eq!(split_authority("[::1]"), (Some("::1".into()), None));
         assert_eq!(split_authority("h:99999"), (Some("h".into()), None));
         assert_eq!(split_authority(""), (None, None));
-    }
-
-    #[test]
-    fn traceparent_valid_and_invalid() {
-        let tp =
-            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
-        assert_eq!(tp.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(tp.parent_span_id, "00f067aa0ba902b7");
-        assert!(tp.sampled);
-        assert!(
-            !parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
-                .unwrap()
-                .sampled
-        );
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "00-4bf92f-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            assert!(parse_traceparent(bad).is_none(), "{bad}");
-        }
-        // a future version may carry more fields
-        assert!(
-            parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
-                .is_some()
-        );
     }
 
     #[test]

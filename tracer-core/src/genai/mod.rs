@@ -336,10 +336,7 @@ impl Recognizer {
             http_method: head.method.clone(),
             http_path: req.path.to_string(),
             http_version: head.version.clone(),
-            trace_parent: head
-                .headers
-                .get("traceparent")
-                .and_then(common::parse_traceparent),
+            trace_parent: crate::http::traceparent::from_headers(&head.headers),
             ..Default::default()
         };
         call.timing.request_start_ns = start_ns;
