@@ -1,0 +1,294 @@
+//! Command-line side of export: the output flags of `run`, the `spend` subcommand, and the
+//! assembly of the configured sinks.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::Resource;
+use tracer_core::spend::{GroupBy, Ledger, PriceTable};
+
+use super::console::ConsoleSink;
+use super::health::Health;
+use super::jsonl::JsonlSink;
+use super::metrics::MetricsSink;
+use super::otlp::{self, OtlpProtocol, OtlpSettings, ResourceRegistry, Signal, SpanSink};
+use super::resource::{ProcFs, ProcessCache};
+use super::{Exporter, Sink, WallClock};
+
+/// Output options of `run` (flatten into its arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExportArgs {
+    /// Append one JSON object per call to PATH (read back by `llm-tracer spend`).
+    #[arg(long, value_name = "PATH")]
+    pub jsonl: Option<PathBuf>,
+    /// OTLP endpoint base URL, like OTEL_EXPORTER_OTLP_ENDPOINT (http://host:4318 for
+    /// http/protobuf, http://host:4317 for grpc). OTLP is on when this or an
+    /// OTEL_EXPORTER_OTLP_*ENDPOINT variable is set.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport; default: OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL, else http/protobuf.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Serve Prometheus metrics on ADDR (/metrics, plus /healthz and /readyz).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
+    /// Print one line per call even when other outputs are configured (it is the default when
+    /// none is).
+    #[arg(long, conflicts_with = "no_console")]
+    pub console: bool,
+    /// Never print call lines.
+    #[arg(long)]
+    pub no_console: bool,
+    /// Price file overriding or extending the built-in table (same JSON shape as
+    /// tracer-core/data/prices.json).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+}
+
+/// The built-in price table with `user` merged over it.
+pub fn load_prices(user: Option<&Path>) -> anyhow::Result<PriceTable> {
+    let mut table = PriceTable::builtin();
+    if let Some(path) = user {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading price file {}", path.display()))?;
+        let extra = PriceTable::from_json(&text)
+            .with_context(|| format!("price file {}", path.display()))?;
+        table.merge(extra);
+    }
+    Ok(table)
+}
+
+/// Everything export needs at run time; shut it down once, at the end.
+pub struct ExportSetup {
+    pub exporter: Exporter,
+    meter_provider: Option<SdkMeterProvider>,
+    prometheus: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+}
+
+impl ExportSetup {
+    /// Where the Prometheus endpoint listens (when enabled).
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|p| p.0)
+    }
+
+    /// Push out what is pending (spans and metrics) without stopping.
+    pub fn flush(&mut self) {
+        self.exporter.flush();
+        if let Some(mp) = &self.meter_provider {
+            if let Err(e) = mp.force_flush() {
+                tracing::warn!(error = %e, "metrics flush failed");
+            }
+        }
+    }
+
+    /// Flush and stop every output. Blocking: from async code call it through
+    /// `tokio::task::spawn_blocking` (the OTLP/gRPC transport needs the runtime meanwhile).
+    pub fn shutdown(&mut self) {
+        self.exporter.shutdown();
+        if let Some(mp) = self.meter_provider.take() {
+            if let Err(e) = mp.shutdown() {
+                tracing::warn!(error = %e, "metrics shutdown failed");
+            }
+        }
+        if let Some((_, task)) = self.prometheus.take() {
+            task.abort();
+        }
+    }
+}
+
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// The agent's own resource (for metrics): `service.name` llm-tracer unless OTEL_SERVICE_NAME
+/// says otherwise, host.name, and OTEL_RESOURCE_ATTRIBUTES.
+fn agent_resource(host_name: Option<String>) -> Resource {
+    let mut b = Resource::builder();
+    if env_var("OTEL_SERVICE_NAME").is_none_or(|s| s.trim().is_empty()) {
+        b = b.with_service_name("llm-tracer");
+    }
+    if let Some(h) = host_name {
+        b = b.with_attribute(opentelemetry::KeyValue::new(super::semconv::HOST_NAME, h));
+    }
+    b.build()
+}
+
+/// Build the configured outputs. Must run inside a tokio runtime (the Prometheus endpoint and
+/// OTLP/gRPC use it).
+pub async fn setup(args: &ExportArgs, health: Arc<Health>) -> anyhow::Result<ExportSetup> {
+    let prices = load_prices(args.prices.as_deref())?;
+    let procfs = ProcFs::default();
+    let host_name = procfs.host_name();
+    let settings = OtlpSettings {
+        endpoint: args.otlp_endpoint.clone(),
+        protocol: args.otlp_protocol,
+    };
+    let traces = settings
+        .target(Signal::Traces, &env_var)
+        .map_err(anyhow::Error::msg)?;
+    let metrics = settings
+        .target(Signal::Metrics, &env_var)
+        .map_err(anyhow::Error::msg)?;
+
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let console = args.console
+        || (!args.no_console
+            && args.jsonl.is_none()
+            && traces.is_none()
+            && metrics.is_none()
+            && args.prometheus.is_none());
+    if console {
+        sinks.push(Box::new(ConsoleSink::stdout()));
+    }
+    if let Some(path) = &args.jsonl {
+        let sink = JsonlSink::create(path)
+            .with_context(|| format!("opening --jsonl {}", path.display()))?;
+        sinks.push(Box::new(sink));
+    }
+    if let Some(target) = &traces {
+        let exporter = otlp::build_span_exporter(target)?;
+        let registry = Arc::new(ResourceRegistry::new(
+            host_name.clone(),
+            &env_var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default(),
+        ));
+        sinks.push(Box::new(SpanSink::new(exporter, registry)));
+        tracing::info!(protocol = ?target.protocol, endpoint = ?target.endpoint, "OTLP spans on");
+    }
+
+    let mut meter_provider = None;
+    let mut prometheus = None;
+    if metrics.is_some() || args.prometheus.is_some() {
+        let mut b = SdkMeterProvider::builder().with_resource(agent_resource(host_name));
+        if let Some(target) = &metrics {
+            // The periodic reader honours OTEL_METRIC_EXPORT_INTERVAL.
+            b = b.with_periodic_exporter(otlp::build_metric_exporter(target)?);
+            tracing::info!(protocol = ?target.protocol, endpoint = ?target.endpoint, "OTLP metrics on");
+        }
+        let mut registry = None;
+        if args.prometheus.is_some() {
+            let (reader, reg) = super::prometheus::reader().map_err(anyhow::Error::msg)?;
+            b = b.with_reader(reader);
+            registry = Some(reg);
+        }
+        let mp = b.build();
+        let meter = mp.meter("llm-tracer");
+        sinks.push(Box::new(MetricsSink::new(&meter)));
+        health.register(&meter);
+        if let (Some(addr), Some(reg)) = (args.prometheus, registry) {
+            let served = super::prometheus::serve(addr, reg, health.clone())
+                .await
+                .with_context(|| format!("binding --prometheus {addr}"))?;
+            tracing::info!(addr = %served.0, "Prometheus endpoint on");
+            prometheus = Some(served);
+        }
+        meter_provider = Some(mp);
+    }
+
+    let exporter = Exporter::new(
+        sinks,
+        ProcessCache::new(procfs),
+        prices,
+        WallClock::live(),
+        health,
+    );
+    Ok(ExportSetup {
+        exporter,
+        meter_provider,
+        prometheus,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SpendBy {
+    #[default]
+    Process,
+    Model,
+    Provider,
+}
+
+/// `llm-tracer spend`: calls, tokens and cost from a JSONL file written by `--jsonl`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpendArgs {
+    /// The JSONL file (`-` for standard input).
+    #[arg(long, value_name = "PATH", default_value = "llm-tracer.jsonl")]
+    pub jsonl: PathBuf,
+    /// Only calls since this moment: a duration back from now (`1h`, `2days`, `30m`) or an
+    /// RFC 3339 time / date (`2026-11-25T10:00:00Z`, `2026-11-25`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Group by process (service name), model or provider.
+    #[arg(long, value_enum, default_value_t = SpendBy::Process)]
+    pub by: SpendBy,
+    /// Price file overriding or extending the built-in table.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+}
+
+/// Unix ns of `--since`, relative to `now`.
+pub fn parse_since(s: &str, now: SystemTime) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let t = if let Ok(d) = humantime::parse_duration(s) {
+        now.checked_sub(d).unwrap_or(UNIX_EPOCH)
+    } else if s.len() == 10 {
+        humantime::parse_rfc3339_weak(&format!("{s}T00:00:00"))
+            .with_context(|| format!("--since {s:?}: not a date"))?
+    } else {
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+            .with_context(|| format!("--since {s:?}: not a duration or an RFC 3339 time"))?
+    };
+    let ns = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    Ok(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+/// Run `spend`, printing the report to `out`.
+pub fn run_spend(args: &SpendArgs, now: SystemTime, out: &mut dyn Write) -> anyhow::Result<()> {
+    let table = load_prices(args.prices.as_deref())?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, now))
+        .transpose()?;
+    let by = match args.by {
+        SpendBy::Process => GroupBy::Process,
+        SpendBy::Model => GroupBy::Model,
+        SpendBy::Provider => GroupBy::Provider,
+    };
+    let mut ledger = Ledger::new(by, since);
+    let reader: Box<dyn BufRead> = if args.jsonl.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let f =
+            File::open(&args.jsonl).with_context(|| format!("opening {}", args.jsonl.display()))?;
+        Box::new(BufReader::new(f))
+    };
+    for line in reader.split(b'\n') {
+        let line = line.with_context(|| format!("reading {}", args.jsonl.display()))?;
+        // A non-UTF-8 line is just an unreadable line.
+        ledger.add_line(&String::from_utf8_lossy(&line), &table);
+    }
+    if ledger.total().calls == 0 && ledger.unpriced().is_empty() {
+        writeln!(out, "no calls in {}", args.jsonl.display())?;
+    }
+    out.write_all(ledger.report(&table).as_bytes())?;
+    Ok(())
+}
+
+/// Refuse flag combinations that cannot work, before anything starts.
+pub fn validate(args: &ExportArgs) -> anyhow::Result<()> {
+    if let Some(e) = &args.otlp_endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            bail!("--otlp-endpoint {e:?}: expected an http:// or https:// URL");
+        }
+    }
+    Ok(())
+}

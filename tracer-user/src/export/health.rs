@@ -1,0 +1,174 @@
+//! The agent's own health: what it captured, dropped and exported, as `llm_tracer.*` metrics
+//! (OTLP and Prometheus) and for `/healthz`.
+//!
+//! The run loop copies its running totals in (`set_*`, from `PipelineStats`, the probe
+//! bookkeeping and the kernel loss counter); metric callbacks read them at collection time.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::metrics::Meter;
+use opentelemetry::KeyValue;
+
+/// Shared counters. Totals only ever grow except `attached_targets` (a gauge).
+#[derive(Debug, Default)]
+pub struct Health {
+    events: AtomicU64,
+    bytes: AtomicU64,
+    calls: AtomicU64,
+    lost_records: AtomicU64,
+    attached_targets: AtomicU64,
+    ready: AtomicBool,
+    /// reason -> total.
+    drops: Mutex<BTreeMap<String, u64>>,
+    /// sink -> total.
+    export_errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HealthSnapshot {
+    pub ready: bool,
+    pub events: u64,
+    pub bytes: u64,
+    pub calls: u64,
+    pub lost_records: u64,
+    pub attached_targets: u64,
+    pub drops: BTreeMap<String, u64>,
+    pub export_errors: BTreeMap<String, u64>,
+}
+
+impl Health {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Health::default())
+    }
+
+    /// TLS records captured so far (total).
+    pub fn set_events(&self, total: u64) {
+        self.events.store(total, Ordering::Relaxed);
+    }
+
+    /// Plaintext bytes captured so far (total).
+    pub fn set_bytes(&self, total: u64) {
+        self.bytes.store(total, Ordering::Relaxed);
+    }
+
+    /// Ring-buffer records the kernel could not deliver (total).
+    pub fn set_lost_records(&self, total: u64) {
+        self.lost_records.store(total, Ordering::Relaxed);
+    }
+
+    /// Probe targets attached right now.
+    pub fn set_attached_targets(&self, n: u64) {
+        self.attached_targets.store(n, Ordering::Relaxed);
+    }
+
+    /// Probes attached: the agent is ready (`/healthz` reports it).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Total drops for one reason (e.g. `channel_full`, `conn_cap`, `body_cap`).
+    pub fn set_drops(&self, reason: &str, total: u64) {
+        if let Ok(mut d) = self.drops.lock() {
+            d.insert(reason.to_string(), total);
+        }
+    }
+
+    /// Add to the drops for one reason.
+    pub fn add_drops(&self, reason: &str, n: u64) {
+        if let Ok(mut d) = self.drops.lock() {
+            *d.entry(reason.to_string()).or_default() += n;
+        }
+    }
+
+    pub(crate) fn record_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_export_error(&self, sink: &'static str) {
+        if let Ok(mut e) = self.export_errors.lock() {
+            *e.entry(sink).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        HealthSnapshot {
+            ready: self.ready.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+            lost_records: self.lost_records.load(Ordering::Relaxed),
+            attached_targets: self.attached_targets.load(Ordering::Relaxed),
+            drops: self.drops.lock().map(|d| d.clone()).unwrap_or_default(),
+            export_errors: self
+                .export_errors
+                .lock()
+                .map(|e| e.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Register the `llm_tracer.*` instruments on `meter`. They read this struct at each
+    /// collection, so they live as long as the meter provider.
+    pub fn register(self: &Arc<Self>, meter: &Meter) {
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.events")
+            .with_unit("{event}")
+            .with_description("TLS plaintext records captured")
+            .with_callback(move |o| o.observe(h.events.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.bytes")
+            .with_unit("By")
+            .with_description("TLS plaintext bytes captured")
+            .with_callback(move |o| o.observe(h.bytes.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.calls")
+            .with_unit("{call}")
+            .with_description("LLM calls recognised and exported")
+            .with_callback(move |o| o.observe(h.calls.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.ring_buffer.lost")
+            .with_unit("{record}")
+            .with_description("Records the kernel could not put in the ring buffer")
+            .with_callback(move |o| o.observe(h.lost_records.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_gauge("llm_tracer.attached_targets")
+            .with_unit("{target}")
+            .with_description("Libraries and binaries with probes attached")
+            .with_callback(move |o| o.observe(h.attached_targets.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.drops")
+            .with_unit("{item}")
+            .with_description("Data dropped, by reason")
+            .with_callback(move |o| {
+                for (reason, n) in h.snapshot().drops {
+                    o.observe(n, &[KeyValue::new("llm_tracer.drop.reason", reason)]);
+                }
+            })
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.export.errors")
+            .with_unit("{error}")
+            .with_description("Calls a sink failed to export, by sink")
+            .with_callback(move |o| {
+                for (sink, n) in h.snapshot().export_errors {
+                    o.observe(n, &[KeyValue::new("llm_tracer.sink", sink)]);
+                }
+            })
+            .build();
+    }
+}
