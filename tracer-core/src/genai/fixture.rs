@@ -3,6 +3,11 @@
 //! [`ExchangeEvent`]s the HTTP layer would deliver. Pure (bytes in, events out) so the HTTP
 //! layer's and the fuzzer's tests can reuse the fixture files under `tracer-core/fixtures/`.
 //!
+//! A response file may hold a compressed body (`Content-Encoding: gzip | deflate | br | zstd`):
+//! [`Fixture::response_body`] is then the decoded body (what the HTTP layer hands the
+//! recogniser) and [`Fixture::response_http1`] sends the compressed bytes with the header, so a
+//! whole-pipeline test exercises the decoder too.
+//!
 //! Timestamps are chosen so that a test can predict them for any split of the response body:
 //! request at [`REQUEST_START_NS`]..[`REQUEST_END_NS`], response head at [`RESPONSE_HEAD_NS`],
 //! each body piece at `BODY_BASE_NS + offset of its last byte + 1`, the end at
@@ -21,7 +26,10 @@ pub struct Fixture {
     pub request: RequestHead,
     pub request_body: Vec<u8>,
     pub response: ResponseHead,
+    /// The decoded response body.
     pub response_body: Vec<u8>,
+    /// The response body as on the wire (compressed when the file says so).
+    pub response_wire_body: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +38,32 @@ pub enum FixtureError {
     NoBody,
     #[error("bad start line: {0}")]
     StartLine(String),
+    #[error("cannot decode the {0} body: {1}")]
+    Decode(String, std::io::Error),
+}
+
+/// Fixture bodies are small and trusted; still, never inflate past this.
+const MAX_DECODED: u64 = 64 << 20;
+
+fn decode(encoding: &str, body: &[u8]) -> Result<Vec<u8>, FixtureError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let res = match encoding {
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
+            .take(MAX_DECODED)
+            .read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(body)
+            .take(MAX_DECODED)
+            .read_to_end(&mut out),
+        "br" => brotli::Decompressor::new(body, 4096)
+            .take(MAX_DECODED)
+            .read_to_end(&mut out),
+        "zstd" => zstd::stream::read::Decoder::new(body)
+            .and_then(|d| d.take(MAX_DECODED).read_to_end(&mut out)),
+        _ => return Ok(body.to_vec()),
+    };
+    res.map_err(|e| FixtureError::Decode(encoding.to_string(), e))?;
+    Ok(out)
 }
 
 /// Split `head\r\n\r\nbody` (or with bare `\n`).
@@ -70,13 +104,20 @@ impl Fixture {
             _ => return Err(FixtureError::StartLine(start)),
         };
         let req_headers = headers(&rl[1..]);
-        let (sl, response_body) = split_message(response)?;
+        let (sl, response_wire_body) = split_message(response)?;
         let status_line = sl.first().cloned().unwrap_or_default();
         let status = status_line
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| FixtureError::StartLine(status_line.clone()))?;
+        let resp_headers = headers(&sl[1..]);
+        let encoding = resp_headers
+            .get("content-encoding")
+            .unwrap_or("identity")
+            .trim()
+            .to_ascii_lowercase();
+        let response_body = decode(&encoding, &response_wire_body)?;
         Ok(Fixture {
             request: RequestHead {
                 method,
@@ -88,9 +129,10 @@ impl Fixture {
             request_body,
             response: ResponseHead {
                 status,
-                headers: headers(&sl[1..]),
+                headers: resp_headers,
             },
             response_body,
+            response_wire_body,
         })
     }
 
@@ -139,19 +181,34 @@ impl Fixture {
         ev
     }
 
-    /// The response body as HTTP/1.1 bytes with a `Content-Length` (for whole-pipeline tests).
-    pub fn response_http1(&self) -> Vec<u8> {
+    /// The response as HTTP/1.1 bytes: the wire body (compressed when the fixture is) framed by
+    /// `Content-Length`, or by chunked encoding (chunks of `chunk` bytes) when `chunk > 0`.
+    pub fn response_http1_framed(&self, chunk: usize) -> Vec<u8> {
         let mut out = format!("HTTP/1.1 {} X\r\n", self.response.status).into_bytes();
         for (n, v) in &self.response.headers.0 {
-            if n != "content-length" && n != "transfer-encoding" && n != "content-encoding" {
+            if n != "content-length" && n != "transfer-encoding" {
                 out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
             }
         }
-        out.extend_from_slice(
-            format!("content-length: {}\r\n\r\n", self.response_body.len()).as_bytes(),
-        );
-        out.extend_from_slice(&self.response_body);
+        let body = &self.response_wire_body;
+        if chunk == 0 {
+            out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            out.extend_from_slice(body);
+        } else {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            for c in body.chunks(chunk) {
+                out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                out.extend_from_slice(c);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
         out
+    }
+
+    /// [`Fixture::response_http1_framed`] with `Content-Length`.
+    pub fn response_http1(&self) -> Vec<u8> {
+        self.response_http1_framed(0)
     }
 
     /// The request as HTTP/1.1 bytes with a `Content-Length`.
