@@ -67,7 +67,16 @@ fn wire(lines: &[String], extra: &[String], body: &[u8]) -> Vec<u8> {
 /// The three on-the-wire variants of one fixture's exchange.
 fn exchanges(dir: &Path) -> Vec<Item> {
     let (req_lines, req_body) = split_http(&std::fs::read(dir.join("request.http")).unwrap());
-    let (resp_lines, resp_body) = split_http(&std::fs::read(dir.join("response.http")).unwrap());
+    let raw_response = std::fs::read(dir.join("response.http")).unwrap();
+    let (resp_lines, _) = split_http(&raw_response);
+    // The decoded body: a fixture may store it compressed (`Content-Encoding`), which the
+    // fixture loader undoes.
+    let resp_body = tracer_core::genai::fixture::Fixture::parse(
+        &std::fs::read(dir.join("request.http")).unwrap(),
+        &raw_response,
+    )
+    .unwrap()
+    .response_body;
     let request = wire(
         &req_lines,
         &[format!("Content-Length: {}", req_body.len())],
