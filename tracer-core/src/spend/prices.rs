@@ -125,11 +125,18 @@ impl PriceTable {
             return None;
         }
         let (vendor, bare) = split_prefixes(&lowered);
-        let mut tables: Vec<&str> = Vec::with_capacity(3);
+        // Clouds and routers that resell first-party models at the vendor's list price: the
+        // model family tells which vendor table applies (Claude on Vertex, GPT via OpenRouter).
+        let family = RESELLERS
+            .contains(&provider)
+            .then(|| family_vendor(bare))
+            .flatten();
+        let mut tables: Vec<&str> = Vec::with_capacity(4);
         for p in [
             Some(provider),
             self.aliases.get(provider).map(String::as_str),
             vendor,
+            family,
         ]
         .into_iter()
         .flatten()
@@ -183,6 +190,36 @@ fn validate(provider: &str, model: &str, price: &ModelPrice) -> Result<(), Price
         }
     }
     Ok(())
+}
+
+/// Providers that serve other vendors' models at the vendor's list price.
+const RESELLERS: &[&str] = &[
+    "gcp.vertex_ai",
+    "aws.bedrock",
+    "azure.ai.openai",
+    "azure.ai.inference",
+    "openrouter",
+];
+
+/// The vendor table of a model family, by name prefix.
+fn family_vendor(model: &str) -> Option<&'static str> {
+    const FAMILIES: &[(&str, &str)] = &[
+        ("claude-", "anthropic"),
+        ("gemini-", "gcp.gemini"),
+        ("gpt-", "openai"),
+        ("o1", "openai"),
+        ("o3", "openai"),
+        ("o4", "openai"),
+        ("text-embedding-3", "openai"),
+        ("mistral-", "mistral_ai"),
+        ("codestral", "mistral_ai"),
+        ("deepseek-", "deepseek"),
+        ("command-", "cohere"),
+    ];
+    FAMILIES
+        .iter()
+        .find(|(prefix, _)| model.starts_with(prefix))
+        .map(|(_, vendor)| *vendor)
 }
 
 /// Bedrock model-id vendor prefixes and the provider tables they map to.
@@ -342,11 +379,14 @@ mod tests {
         assert_eq!(m.model, "claude-3-7-sonnet");
         let m = t.lookup("azure.ai.openai", "gpt-4o-2024-11-20").unwrap();
         assert_eq!(m.provider, "openai");
+        // Vertex serves Anthropic models under its own provider name: the family decides.
         let m = t
             .lookup("gcp.vertex_ai", "claude-3-5-haiku@20241022")
-            .map(|m| m.model);
-        // Vertex serves Anthropic models under its own provider: no alias, no vendor prefix.
-        assert_eq!(m, None);
+            .unwrap();
+        assert_eq!((m.provider, m.model), ("anthropic", "claude-3-5-haiku"));
+        // Self-hosted servers are not resellers: an open model there has no list price.
+        assert!(t.lookup("vllm", "mistral-small").is_none());
+        assert!(t.lookup("ollama", "deepseek-chat").is_none());
     }
 
     #[test]

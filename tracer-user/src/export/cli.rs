@@ -292,3 +292,116 @@ pub fn validate(args: &ExportArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::jsonl::JsonlSink;
+    use super::*;
+
+    fn jsonl_file(tag: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "llm-tracer-spend-{tag}-{}.jsonl",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let mut sink = JsonlSink::create(&path).unwrap();
+        for call in [
+            openai_stream(),
+            anthropic_429(),
+            unknown_model_incomplete(),
+            openai_stream(),
+        ] {
+            sink.export(&exported(&call)).unwrap();
+        }
+        sink.shutdown().unwrap();
+        path
+    }
+
+    fn spend(args: &SpendArgs, now: SystemTime) -> String {
+        let mut out = Vec::new();
+        run_spend(args, now, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn spend_by_model_golden() {
+        let path = jsonl_file("model");
+        let args = SpendArgs {
+            jsonl: path.clone(),
+            since: None,
+            by: SpendBy::Model,
+            prices: None,
+        };
+        let out = spend(&args, SystemTime::now());
+        let expected = "\
+MODEL                                  CALLS  INPUT  CACHED  OUTPUT       COST
+gpt-4o-mini-2024-07-18 (openai)            2   2400     400     700  $0.000750
+claude-3-5-haiku-20241022 (anthropic)      1      0       0       0          -
+gpt-9-experimental (openai)                1     10       0       0          -
+TOTAL                                      4   2410     400     700  $0.000750
+prices: USD per 1M tokens, as of 2025-10-01
+no price for: openai/gpt-9-experimental (1 call)
+usage unknown (no cost): 1 call
+";
+        assert_eq!(out, expected, "\n{out}");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn spend_since_and_user_prices() {
+        let path = jsonl_file("since");
+        let prices = path.with_extension("prices.json");
+        std::fs::write(
+            &prices,
+            r#"{"providers":{"openai":{"gpt-9-experimental":{"input":1000.0,"output":1.0}}}}"#,
+        )
+        .unwrap();
+        // The calls started between 13:00:01 and 13:00:09 (fixture clock); "now" is 13:00:10.
+        let now = UNIX_EPOCH + Duration::from_nanos((OFFSET_NS + 10_000_000_000) as u64);
+        let args = SpendArgs {
+            jsonl: path.clone(),
+            since: Some("2s".into()),
+            by: SpendBy::Provider,
+            prices: Some(prices.clone()),
+        };
+        let out = spend(&args, now);
+        // Only the curl call (13:00:09) is in the window; the user price file prices it (its
+        // output is unknown, so the cost stays unknown: 10 input tokens, no output count).
+        assert!(out.starts_with("PROVIDER  CALLS  INPUT  CACHED  OUTPUT  COST\nopenai        1     10       0       0     -\n"), "\n{out}");
+        assert!(out.contains("outside the time window: 3 call(s)"), "{out}");
+        assert!(out.contains("usage unknown (no cost): 1 call"), "{out}");
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(prices);
+    }
+
+    #[test]
+    fn since_accepts_durations_times_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_075_600);
+        assert_eq!(
+            parse_since("1h", now).unwrap(),
+            (1_764_075_600 - 3600) * 1_000_000_000
+        );
+        assert_eq!(
+            parse_since("2025-11-25T12:00:00Z", now).unwrap(),
+            (1_764_075_600 - 3600) * 1_000_000_000
+        );
+        assert_eq!(
+            parse_since("2025-11-25", now).unwrap(),
+            (1_764_075_600 - 13 * 3600) * 1_000_000_000
+        );
+        assert!(parse_since("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn missing_file_and_bad_prices_are_errors() {
+        let args = SpendArgs {
+            jsonl: "/nonexistent/llm-tracer.jsonl".into(),
+            since: None,
+            by: SpendBy::Process,
+            prices: None,
+        };
+        assert!(run_spend(&args, SystemTime::now(), &mut Vec::new()).is_err());
+        assert!(load_prices(Some(Path::new("/nonexistent/prices.json"))).is_err());
+    }
+}

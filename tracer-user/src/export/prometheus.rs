@@ -116,3 +116,88 @@ pub async fn serve(
     });
     Ok((local, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::metrics::MetricsSink;
+    use super::super::semconv::{DURATION_BUCKETS, TOKEN_BUCKETS};
+    use super::super::Sink;
+    use super::*;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let status = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrape_metrics_and_health() {
+        let (reader, registry) = reader().unwrap();
+        let mp = SdkMeterProvider::builder().with_reader(reader).build();
+        let meter = mp.meter("llm-tracer");
+        let health = Health::new();
+        health.register(&meter);
+        health.set_lost_records(5);
+        let mut sink = MetricsSink::new(&meter);
+        let call = openai_stream();
+        sink.export(&exported(&call)).unwrap();
+        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), registry, health.clone())
+            .await
+            .unwrap();
+
+        let (status, body) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let has = |needle: &str| {
+            assert!(
+                body.lines().any(|l| l.starts_with(needle)),
+                "no line starting {needle:?} in:\n{body}"
+            )
+        };
+        let pre = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",gen_ai_response_model=\"gpt-4o-mini-2024-07-18\"";
+        let post = "openai_response_service_tier=\"default\",openai_response_system_fingerprint=\"fp_44709d6fcb\",server_address=\"api.openai.com\",server_port=\"443\",otel_scope_name=\"llm-tracer\"";
+        // Cumulative buckets: 1200 input tokens count from le=4096 on.
+        for b in TOKEN_BUCKETS {
+            let n = if b < 1200.0 { 0 } else { 1 };
+            has(&format!(
+                "gen_ai_client_token_usage_bucket{{{pre},gen_ai_token_type=\"input\",{post},le=\"{b}\"}} {n}"
+            ));
+        }
+        has(&format!(
+            "gen_ai_client_token_usage_bucket{{{pre},gen_ai_token_type=\"input\",{post},le=\"+Inf\"}} 1"
+        ));
+        has(&format!(
+            "gen_ai_client_token_usage_sum{{{pre},gen_ai_token_type=\"output\",{post}}} 350"
+        ));
+        for b in DURATION_BUCKETS {
+            has(&format!(
+                "gen_ai_client_operation_duration_seconds_bucket{{{pre},{post},le=\"{b}\"}}"
+            ));
+        }
+        has("gen_ai_client_operation_time_to_first_chunk_seconds_count{");
+        has("gen_ai_client_operation_time_per_output_chunk_seconds_count{");
+        has("llm_tracer_ring_buffer_lost_total{otel_scope_name=\"llm-tracer\"} 5");
+
+        let (status, body) = get(addr, "/healthz").await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["lost_records"], 5);
+        assert_eq!(v["ready"], false);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        health.set_ready(true);
+        assert_eq!(get(addr, "/readyz").await.0, 200);
+        assert_eq!(get(addr, "/nope").await.0, 404);
+        task.abort();
+        mp.shutdown().unwrap();
+    }
+}
