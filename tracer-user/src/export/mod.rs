@@ -166,6 +166,20 @@ impl Exporter {
         self.processes.observe(origin);
     }
 
+    /// [`Exporter::observe_process`] for a captured record: call it for every record (a map
+    /// lookup once the pid is known).
+    pub fn observe_event(&mut self, event: &tracer_core::event::TlsEvent) {
+        if self.processes.knows(event.pid) {
+            return;
+        }
+        self.processes.observe(&Origin {
+            pid: event.pid,
+            tid: event.tid,
+            comm: event.comm.clone(),
+            conn: event.conn,
+        });
+    }
+
     /// Call when a process exited and its calls have been delivered.
     pub fn forget_process(&mut self, pid: u32) {
         self.processes.forget(pid);

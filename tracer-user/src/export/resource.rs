@@ -312,9 +312,12 @@ impl ProcessCache {
     }
 
     /// Read a process as soon as it is seen (first captured event of the pid), before it can
-    /// exit. Cheap when already known.
-    pub fn observe(&mut self, origin: &Origin) -> Arc<ProcessInfo> {
-        self.get(origin)
+    /// exit. A map lookup when the pid is known (call it for every event); a reused pid is
+    /// noticed by [`ProcessCache::get`], at export.
+    pub fn observe(&mut self, origin: &Origin) {
+        if !self.entries.contains_key(&origin.pid) {
+            self.get(origin);
+        }
     }
 
     /// The process behind `origin`: cached, re-read when the pid was reused, or as much as the
@@ -353,6 +356,11 @@ impl ProcessCache {
         if self.entries.remove(&pid).is_some() {
             self.order.retain(|p| *p != pid);
         }
+    }
+
+    /// Whether `pid` has been read already.
+    pub fn knows(&self, pid: u32) -> bool {
+        self.entries.contains_key(&pid)
     }
 
     pub fn len(&self) -> usize {
@@ -519,7 +527,9 @@ mod tests {
             comm: "a".into(),
             conn: 1,
         };
-        assert_eq!(cache.observe(&origin).service_name, "first");
+        cache.observe(&origin);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&origin).service_name, "first");
         // The process exits: the cached facts remain.
         fs::remove_dir_all(dir.join("9")).unwrap();
         assert_eq!(cache.get(&origin).service_name, "first");
