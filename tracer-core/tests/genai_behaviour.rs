@@ -331,3 +331,39 @@ fn garbage_bodies_never_panic() {
         }
     }
 }
+
+#[test]
+fn hostile_choice_indices_stay_bounded() {
+    let mut f = fixture("openai_chat_stream_usage");
+    let mut body = String::new();
+    for i in 0..5000u64 {
+        body.push_str(&format!(
+            "data: {{\"id\":\"x\",\"choices\":[{{\"index\":{},\"delta\":{{\"content\":\"a\",\"tool_calls\":[{{\"index\":{i},\"function\":{{\"name\":\"f\"}}}}]}},\"finish_reason\":\"stop\"}}]}}\n\n",
+            i * 1_000_003
+        ));
+    }
+    f.response_body = body.into_bytes();
+    let mut r = Recognizer::new(RecognizerConfig {
+        capture_content: Some(1 << 20),
+        ..Default::default()
+    });
+    let calls = feed(&mut r, f.events(1, &[], EndReason::Complete));
+    let c = &calls[0];
+    assert_eq!(
+        c.response.finish_reasons.len(),
+        1,
+        "only index 0 is under the cap"
+    );
+    assert_eq!(c.output_chunks, 5000);
+    let out: serde_json::Value = serde_json::from_str(
+        c.content
+            .as_ref()
+            .unwrap()
+            .output_messages
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out.as_array().unwrap().len(), 1);
+    assert!(c.content.as_ref().unwrap().truncated);
+}

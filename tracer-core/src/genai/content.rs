@@ -129,18 +129,33 @@ struct OutMessage {
 pub struct Output {
     budget: Budget,
     messages: BTreeMap<u64, OutMessage>,
+    scratch: OutMessage,
 }
+
+/// Parts kept per output message.
+const MAX_PARTS: usize = 256;
 
 impl Output {
     pub fn new(cap: usize) -> Self {
         Output {
             budget: Budget::new(cap),
             messages: BTreeMap::new(),
+            scratch: OutMessage::default(),
         }
     }
 
+    /// The message of choice `index`; beyond the caps (choices, parts) a scratch message that is
+    /// never exported, so hostile indices cannot grow memory.
     fn msg(&mut self, index: u64) -> &mut OutMessage {
-        self.messages.entry(index).or_default()
+        if (index as usize) < super::MAX_CHOICES {
+            let m = self.messages.entry(index).or_default();
+            if m.parts.len() < MAX_PARTS {
+                return m;
+            }
+        }
+        self.scratch = OutMessage::default();
+        self.budget.truncated = true;
+        &mut self.scratch
     }
 
     pub fn role(&mut self, index: u64, role: &str) {

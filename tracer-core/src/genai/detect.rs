@@ -16,9 +16,33 @@ pub struct Detected {
     pub api: Box<dyn Api>,
 }
 
-/// Only `POST` requests with a JSON object body are worth a JSON parse.
+/// Path pieces of every API the chain knows.
+const KNOWN_PATHS: &[&str] = &[
+    "/completions",
+    "/embeddings",
+    "/responses",
+    "/messages",
+    ":generateContent",
+    ":streamGenerateContent",
+    ":embedContent",
+    ":batchEmbedContents",
+    ":rawPredict",
+    ":streamRawPredict",
+    "/model/",
+    "/api/chat",
+    "/api/generate",
+    "/api/embed",
+    "/v2/chat",
+    "/v2/embed",
+];
+
+/// Only `POST` requests with a JSON object body, on a known path or with a chat-shaped body
+/// (the body-shape fallback), are worth a JSON parse: other traffic is dropped cheaply.
 pub fn worth_parsing(head: &RequestHead, body: &[u8]) -> bool {
-    head.method.eq_ignore_ascii_case("POST") && body.trim_ascii_start().first() == Some(&b'{')
+    head.method.eq_ignore_ascii_case("POST")
+        && body.trim_ascii_start().first() == Some(&b'{')
+        && (KNOWN_PATHS.iter().any(|p| head.target.contains(p))
+            || super::common::find(body, b"\"messages\"").is_some())
 }
 
 pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {

@@ -44,6 +44,9 @@ use body::{BodyReader, Msg};
 use common::RequestCtx;
 use content::Output;
 
+/// Choices (`n`, `candidateCount`) tracked per call; higher indices are ignored.
+pub const MAX_CHOICES: usize = 64;
+
 /// Options of the recogniser.
 #[derive(Debug, Clone)]
 pub struct RecognizerConfig {
@@ -124,14 +127,14 @@ impl Acc {
     /// Add a finish reason for choice `index` (kept in index order, one per choice).
     pub fn finish_reason(&mut self, index: u64, reason: &str) {
         let idx = index as usize;
+        if idx >= MAX_CHOICES {
+            return; // bounded: a hostile stream cannot grow the list without end
+        }
         let fr = &mut self.call.response.finish_reasons;
-        if idx < 64 && fr.len() <= idx {
+        if fr.len() <= idx {
             fr.resize(idx + 1, String::new());
         }
-        match fr.get_mut(idx) {
-            Some(slot) => *slot = reason.to_string(),
-            None => fr.push(reason.to_string()),
-        }
+        fr[idx] = reason.to_string();
         if let Some(o) = &mut self.output {
             o.finish_reason(index, reason);
         }
