@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod framing;
 pub mod h1;
+pub mod h2;
 pub mod traceparent;
 
 use std::collections::BTreeMap;
