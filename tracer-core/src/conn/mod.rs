@@ -79,12 +79,13 @@ impl ExchangeSink for Vec<(Origin, ExchangeEvent)> {
     }
 }
 
-/// The parser the HTTP/2 helper provides. Kept as one function so the dispatch stays a small
-/// match: it returns `None` while there is no HTTP/2 parser, and the connection is then ignored
-/// (counted as `conn_h2_unsupported`).
+/// The HTTP/2 parser ([`crate::http::h2::H2Connection`]): it handles both a connection seen
+/// from its preface and one attached mid-way (frames first). Kept as one function so the
+/// dispatch stays a small match (`None` would ignore the connection as `conn_h2_unsupported`).
 fn new_h2_parser(cfg: &HttpConfig) -> Option<Box<dyn ConnectionParser + Send>> {
-    let _ = cfg;
-    None
+    Some(Box::new(crate::http::h2::H2Connection::from_http_config(
+        cfg,
+    )))
 }
 
 enum Parser {

@@ -30,39 +30,33 @@ pub mod hpack_state;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::event::Direction;
+use crate::http::decode::{BodyDecoder, Coding};
 use crate::http::{
-    Body, ConnectionParser, EndReason, ExchangeEvent, Headers, RequestHead, ResponseHead,
+    count_drop, Body, ConnectionParser, DropCounts, EndReason, ExchangeEvent, Headers, HttpConfig,
+    RequestHead, ResponseHead,
 };
+use crate::redact;
 
 use frames::{FrameHeader, FrameReader, Step};
 use hpack_state::{Field, HpackState};
 
-/// Limits of one HTTP/2 connection.
+/// Limits of one HTTP/2 connection: the shared HTTP limits (head size, header count, body caps,
+/// decompression ratio) and how many streams are tracked at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct H2Config {
+    pub http: HttpConfig,
     /// Streams tracked at once; further streams are dropped (counted).
     pub max_streams: usize,
-    /// Largest header block (HEADERS + CONTINUATION, or any other non-DATA frame payload).
-    pub max_header_block: usize,
-    /// Request bodies are kept whole up to this many bytes (then flagged truncated).
-    pub max_request_body: usize,
-    /// Decoded response body bytes passed on per exchange (then flagged truncated).
-    pub max_response_body: usize,
 }
 
 impl Default for H2Config {
     fn default() -> Self {
         H2Config {
+            http: HttpConfig::default(),
             max_streams: 256,
-            max_header_block: 64 << 10,
-            max_request_body: 16 << 20,
-            max_response_body: 64 << 20,
         }
     }
 }
-
-/// Counters of dropped or skipped input, by reason (same shape as the pipeline's drop counts).
-pub type DropCounts = BTreeMap<&'static str, u64>;
 
 /// What the first client bytes of a connection say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +129,7 @@ struct Side {
     late: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Stream {
     /// Request pseudo-headers and headers, when known.
     method: Option<String>,
@@ -144,25 +138,34 @@ struct Stream {
     headers: Headers,
     /// The request head was not seen, or decoded with unknown table entries.
     late: bool,
+    /// Decoded request body (the decoder applies the request cap).
     req_body: Vec<u8>,
-    req_truncated: bool,
+    req_decoder: Option<BodyDecoder>,
     req_gap: bool,
     req_start_ns: Option<u64>,
     req_end_ns: Option<u64>,
-    req_ended: bool,
     request_emitted: bool,
-    /// Response: final head emitted, its content decoder, what happened to the body.
+    /// Response: final head emitted.
     resp_head: bool,
     /// A response HEADERS frame was seen (even if undecodable): the body start is in view.
     resp_headers_seen: bool,
-    resp_coding: Coding,
+    /// The response head had fields we could not know (content-encoding among them, maybe).
     resp_unknown_head: bool,
-    resp_decoder: Option<ContentDecoder>,
-    resp_sniffed: bool,
-    resp_bytes: usize,
-    resp_truncated: bool,
+    resp_coding: Option<Coding>,
+    resp_decoder: Option<BodyDecoder>,
     resp_gap: bool,
-    resp_capped: bool,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("late", &self.late)
+            .field("request_emitted", &self.request_emitted)
+            .field("resp_head", &self.resp_head)
+            .finish()
+    }
 }
 
 /// The HTTP/2 parser of one connection.
@@ -191,15 +194,24 @@ impl H2Connection {
         H2Connection::with_client_dir(config, Direction::Write)
     }
 
+    /// [`H2Connection::new`] with the shared HTTP limits (what the connection tracker calls).
+    pub fn from_http_config(http: &HttpConfig) -> H2Connection {
+        H2Connection::new(H2Config {
+            http: http.clone(),
+            ..H2Config::default()
+        })
+    }
+
     /// Parser for a connection whose traced process is the HTTP/2 server.
     pub fn new_server_side(config: H2Config) -> H2Connection {
         H2Connection::with_client_dir(config, Direction::Read)
     }
 
     fn with_client_dir(config: H2Config, client_dir: Direction) -> H2Connection {
+        let max_block = config.http.max_head_bytes;
         let side = |from_client| Side {
-            reader: FrameReader::new(from_client, config.max_header_block),
-            hpack: HpackState::exact(config.max_header_block),
+            reader: FrameReader::new(from_client, max_block),
+            hpack: HpackState::exact(max_block),
             pending: None,
             late: false,
         };
@@ -221,20 +233,13 @@ impl H2Connection {
         &self.drops
     }
 
-    /// Move the drop counters into `into` (and reset them).
-    pub fn drain_drops(&mut self, into: &mut DropCounts) {
-        for (k, v) in std::mem::take(&mut self.drops) {
-            *into.entry(k).or_default() += v;
-        }
-    }
-
     /// Streams currently tracked.
     pub fn open_streams(&self) -> usize {
         self.streams.len()
     }
 
     fn drop_count(&mut self, reason: &'static str) {
-        *self.drops.entry(reason).or_default() += 1;
+        count_drop(&mut self.drops, reason);
     }
 
     fn handle(&mut self, from_client: bool, ts: u64, step: Step<'_>, out: &mut Vec<ExchangeEvent>) {
@@ -347,7 +352,7 @@ impl H2Connection {
                 self.start_block(from_client, hdr, block, out);
             }
             frames::CONTINUATION => {
-                let max = self.config.max_header_block;
+                let max = self.config.http.max_head_bytes;
                 let side = self.side(from_client);
                 let Some(p) = side.pending.as_mut() else {
                     // A continuation of a block we did not see (late attach, or lost).
@@ -506,7 +511,6 @@ impl H2Connection {
                     (self.client.late || self.server.late)
                         && self.first_seen_request.is_none_or(|f| sid < f)
                 }
-                Create::No => false,
             };
             if !allowed {
                 self.drop_count("h2_frame_for_unknown_stream");
@@ -542,6 +546,56 @@ impl H2Connection {
         }
     }
 
+    /// Turn a decoded header block into (pseudo-headers, redacted headers); fields we could not
+    /// know are counted and left out, fields past the head limits are dropped and counted.
+    fn head_fields(&mut self, block: hpack_state::Block) -> HeadFields {
+        let max_bytes = self.config.http.max_head_bytes;
+        let max_fields = self.config.http.max_headers;
+        let mut h = HeadFields {
+            late: block.late,
+            ..HeadFields::default()
+        };
+        let mut size = 0usize;
+        let (mut unknown, mut over) = (0u64, 0u64);
+        for f in block.fields {
+            let (name, value) = match f {
+                Field::Known { name, value } => (name, value),
+                Field::UnknownName { .. } | Field::Unknown => {
+                    unknown += 1;
+                    h.unknown = true;
+                    continue;
+                }
+            };
+            size += name.len() + value.len();
+            if size > max_bytes || h.headers.0.len() >= max_fields {
+                over += 1;
+                continue;
+            }
+            let name = String::from_utf8_lossy(&name).to_ascii_lowercase();
+            let value = String::from_utf8_lossy(&value).into_owned();
+            if name.starts_with(':') {
+                h.pseudo.push((name, value));
+            } else {
+                let v = redact::header_value(&name, &value).to_string();
+                h.headers.0.push((name, v));
+            }
+        }
+        if unknown > 0 {
+            *self.drops.entry("h2_header_field_unknown").or_default() += unknown;
+        }
+        if over > 0 {
+            *self.drops.entry("h2_header_over_limit").or_default() += over;
+        }
+        h
+    }
+
+    fn coding(&mut self, headers: &Headers) -> Coding {
+        Coding::from_header(headers.get("content-encoding")).unwrap_or_else(|_| {
+            count_drop(&mut self.drops, "h2_unsupported_content_encoding");
+            Coding::Identity
+        })
+    }
+
     fn on_request_headers(
         &mut self,
         sid: u32,
@@ -557,51 +611,32 @@ impl H2Connection {
             // Client streams below the first request head we decode may predate the capture.
             self.first_seen_request = Some(sid);
         }
-        let max_block = self.config.max_header_block;
-        let mut unknown = 0u64;
-        {
-            let Some(s) = self.stream_for(sid, Create::Request) else {
-                return;
-            };
-            if s.req_start_ns.is_some() || s.request_emitted {
-                // Trailers (or a late stream's trailers): only END_STREAM matters.
-            } else {
-                s.req_start_ns = Some(ts);
-                match block {
-                    Some(b) => {
-                        s.late |= b.late;
-                        let mut size = 0usize;
-                        for f in b.fields {
-                            match f {
-                                Field::Known { name, value } => {
-                                    size += name.len() + value.len();
-                                    if size > max_block {
-                                        continue;
-                                    }
-                                    let name = String::from_utf8_lossy(&name).to_ascii_lowercase();
-                                    let value = String::from_utf8_lossy(&value).into_owned();
-                                    match name.as_str() {
-                                        ":method" => s.method = Some(value),
-                                        ":path" => s.target = Some(redact::redact_target(&value)),
-                                        ":authority" => s.authority = Some(value),
-                                        n if n.starts_with(':') => {}
-                                        _ => {
-                                            let v = redact::header_value(&name, &value).to_string();
-                                            s.headers.0.push((name, v));
-                                        }
-                                    }
-                                }
-                                Field::UnknownName { .. } | Field::Unknown => unknown += 1,
-                            }
+        let fields = block.map(|b| self.head_fields(b));
+        let coding = fields.as_ref().map(|f| self.coding(&f.headers));
+        let limits = self.config.http.request_limits();
+        let Some(s) = self.stream_for(sid, Create::Request) else {
+            return;
+        };
+        if s.req_start_ns.is_none() && !s.request_emitted {
+            s.req_start_ns = Some(ts);
+            match fields {
+                Some(f) => {
+                    s.late |= f.late || f.unknown;
+                    for (n, v) in f.pseudo {
+                        match n.as_str() {
+                            ":method" => s.method = Some(v),
+                            ":path" => s.target = Some(redact::redact_target(&v)),
+                            ":authority" => s.authority = Some(v),
+                            _ => {}
                         }
                     }
-                    None => s.late = true,
+                    s.headers = f.headers;
                 }
+                None => s.late = true,
             }
+            s.req_decoder = Some(BodyDecoder::new(coding.unwrap_or(Coding::Identity), limits));
         }
-        if unknown > 0 {
-            *self.drops.entry("h2_header_field_unknown").or_default() += unknown;
-        }
+        // Otherwise: trailers; only their END_STREAM matters.
         if end_stream {
             self.on_end_stream(true, ts, sid, out);
         }
@@ -619,61 +654,38 @@ impl H2Connection {
             return;
         }
         self.emit_request(sid, ts, out);
-        let mut unknown = 0u64;
+        let fields = block.map(|b| self.head_fields(b));
+        let coding = fields.as_ref().map(|f| self.coding(&f.headers));
         let Some(s) = self.streams.get_mut(&sid) else {
             return;
         };
         s.resp_headers_seen = true;
         if !s.resp_head {
-            match block {
-                Some(b) => {
-                    let mut status: Option<u16> = None;
-                    let mut headers = Headers::default();
-                    for f in b.fields {
-                        match f {
-                            Field::Known { name, value } => {
-                                let name = String::from_utf8_lossy(&name).to_ascii_lowercase();
-                                let value = String::from_utf8_lossy(&value).into_owned();
-                                if name == ":status" {
-                                    status = value.trim().parse().ok();
-                                } else if !name.starts_with(':') {
-                                    let v = redact::header_value(&name, &value).to_string();
-                                    headers.0.push((name, v));
-                                }
-                            }
-                            Field::UnknownName { .. } | Field::Unknown => unknown += 1,
-                        }
-                    }
-                    match status {
-                        // Informational responses (100, 103): the final one follows.
-                        Some(st) if (100..200).contains(&st) => {}
-                        Some(st) => {
-                            s.resp_head = true;
-                            s.resp_unknown_head = unknown > 0;
-                            s.resp_coding = match headers.get("content-encoding") {
-                                Some(v) => Coding::from_header(v),
-                                None => Coding::Identity,
-                            };
-                            out.push(ExchangeEvent::ResponseHead {
-                                exchange: u64::from(sid),
-                                head: ResponseHead {
-                                    status: st,
-                                    headers,
-                                },
-                                ts_ns: ts,
-                            });
-                        }
-                        None => {
-                            // Status unknown: no head to report, the body still counts.
-                            s.resp_unknown_head = true;
-                        }
-                    }
+            let status = fields.as_ref().and_then(|f| {
+                f.pseudo
+                    .iter()
+                    .find(|(n, _)| n == ":status")
+                    .and_then(|(_, v)| v.trim().parse::<u16>().ok())
+            });
+            match (status, fields) {
+                // Informational responses (100, 103): the final one follows.
+                (Some(st), _) if (100..200).contains(&st) => {}
+                (Some(st), Some(f)) => {
+                    s.resp_head = true;
+                    s.resp_unknown_head = f.unknown;
+                    s.resp_coding = coding;
+                    out.push(ExchangeEvent::ResponseHead {
+                        exchange: u64::from(sid),
+                        head: ResponseHead {
+                            status: st,
+                            headers: f.headers,
+                        },
+                        ts_ns: ts,
+                    });
                 }
-                None => s.resp_unknown_head = true,
+                // Status unknown: no head to report; the body still counts.
+                _ => s.resp_unknown_head = true,
             }
-        }
-        if unknown > 0 {
-            *self.drops.entry("h2_header_field_unknown").or_default() += unknown;
         }
         if end_stream {
             self.on_end_stream(false, ts, sid, out);
@@ -688,63 +700,43 @@ impl H2Connection {
         data: &[u8],
         out: &mut Vec<ExchangeEvent>,
     ) {
+        if self.stream_for(sid, Create::Late).is_none() {
+            return;
+        }
         if from_client {
-            let max = self.config.max_request_body;
-            let Some(s) = self.stream_for(sid, Create::Late) else {
+            let limits = self.config.http.request_limits();
+            let Some(s) = self.streams.get_mut(&sid) else {
                 return;
             };
             if s.request_emitted {
                 self.drop_count("h2_request_data_after_response");
                 return;
             }
-            if s.req_start_ns.is_none() {
-                s.req_start_ns = Some(ts);
-            }
-            let room = max.saturating_sub(s.req_body.len());
-            if data.len() > room {
-                s.req_truncated = true;
-            }
-            s.req_body.extend_from_slice(&data[..data.len().min(room)]);
+            s.req_start_ns.get_or_insert(ts);
+            s.req_decoder
+                .get_or_insert_with(|| BodyDecoder::new(Coding::Identity, limits))
+                .push(data, &mut s.req_body);
         } else {
-            if self.stream_for(sid, Create::Late).is_none() {
-                return;
-            }
             self.emit_request(sid, ts, out);
-            let max = self.config.max_response_body;
+            let limits = self.config.http.response_limits();
             let Some(s) = self.streams.get_mut(&sid) else {
                 return;
             };
-            if !s.resp_sniffed {
-                s.resp_sniffed = true;
+            let dec = s.resp_decoder.get_or_insert_with(|| {
                 if !s.resp_headers_seen {
                     // The response began before we saw this connection: its start is missing.
                     s.resp_gap = true;
                 }
-                // Head unknown (or its content-encoding may have been an unknown field): look
-                // at the body's first bytes for a compression format's magic number.
-                if s.resp_unknown_head && s.resp_coding == Coding::Identity {
-                    s.resp_coding = Coding::sniff(data);
-                }
-                s.resp_decoder = Some(ContentDecoder::new(s.resp_coding));
-            }
-            let Some(dec) = s.resp_decoder.as_mut() else {
-                return;
-            };
+                let coding = match s.resp_coding {
+                    Some(c) if c != Coding::Identity || !s.resp_unknown_head => c,
+                    // The head (and maybe its content-encoding) was not fully known: look at
+                    // the body's first bytes for a compression format's magic number.
+                    _ => sniff_coding(data),
+                };
+                BodyDecoder::new(coding, limits)
+            });
             let mut decoded = Vec::new();
             dec.push(data, &mut decoded);
-            if dec.failed() {
-                s.resp_truncated = true;
-            }
-            let room = max.saturating_sub(s.resp_bytes);
-            if decoded.len() > room {
-                decoded.truncate(room);
-                if s.resp_coding == Coding::Identity {
-                    s.resp_truncated = true;
-                } else {
-                    s.resp_capped = true;
-                }
-            }
-            s.resp_bytes += decoded.len();
             if !decoded.is_empty() {
                 out.push(ExchangeEvent::ResponseData {
                     exchange: u64::from(sid),
@@ -766,7 +758,6 @@ impl H2Connection {
             let Some(s) = self.streams.get_mut(&sid) else {
                 return;
             };
-            s.req_ended = true;
             s.req_end_ns = Some(ts);
             self.emit_request(sid, ts, out);
         } else {
@@ -782,7 +773,6 @@ impl H2Connection {
 
     /// Emit the stream's Request event if not done yet.
     fn emit_request(&mut self, sid: u32, ts: u64, out: &mut Vec<ExchangeEvent>) {
-        let max = self.config.max_request_body;
         let Some(s) = self.streams.get_mut(&sid) else {
             return;
         };
@@ -790,49 +780,39 @@ impl H2Connection {
             return;
         }
         s.request_emitted = true;
-        // Method and target are only reported when both are known (see the module doc).
+        // Method and target are reported only when both are known (see the module doc).
         let known = s.method.is_some() && s.target.is_some();
-        let head = RequestHead {
-            method: if known {
-                s.method.take().unwrap_or_default()
-            } else {
-                String::new()
-            },
-            target: if known {
-                s.target.take().unwrap_or_default()
-            } else {
-                String::new()
-            },
-            authority: s.authority.take(),
-            version: "2".to_string(),
-            headers: std::mem::take(&mut s.headers),
+        let (method, target) = if known {
+            (
+                s.method.take().unwrap_or_default(),
+                s.target.take().unwrap_or_default(),
+            )
+        } else {
+            (String::new(), String::new())
         };
-        let late = s.late || !known;
-        let raw = std::mem::take(&mut s.req_body);
-        let coding = match head.headers.get("content-encoding") {
-            Some(v) => Coding::from_header(v),
-            None => Coding::Identity,
-        };
-        let mut bytes = Vec::new();
-        let mut dec = ContentDecoder::new(coding);
-        dec.push(&raw, &mut bytes);
-        let mut truncated = s.req_truncated || dec.failed();
-        if bytes.len() > max {
-            bytes.truncate(max);
-            truncated = true;
-        }
+        let truncated = s
+            .req_decoder
+            .as_ref()
+            .is_some_and(|d| d.capped() || d.failed());
+        s.req_decoder = None;
         let start = s.req_start_ns.unwrap_or(ts);
         out.push(ExchangeEvent::Request {
             exchange: u64::from(sid),
-            head,
+            head: RequestHead {
+                method,
+                target,
+                authority: s.authority.take(),
+                version: "2".to_string(),
+                headers: std::mem::take(&mut s.headers),
+            },
             body: Body {
-                bytes,
+                bytes: std::mem::take(&mut s.req_body),
                 truncated,
                 gap: s.req_gap,
             },
             start_ns: start,
             end_ns: s.req_end_ns.unwrap_or(ts).max(start),
-            late_attach: late,
+            late_attach: s.late || !known,
         });
     }
 
@@ -840,13 +820,17 @@ impl H2Connection {
     fn finish(&mut self, sid: u32, ts: u64, reason: EndReason, out: &mut Vec<ExchangeEvent>) {
         self.emit_request(sid, ts, out);
         if let Some(s) = self.streams.remove(&sid) {
+            let (capped, failed, identity) =
+                s.resp_decoder.as_ref().map_or((false, false, true), |d| {
+                    (d.capped(), d.failed(), d.coding() == Coding::Identity)
+                });
             out.push(ExchangeEvent::ResponseEnd {
                 exchange: u64::from(sid),
                 ts_ns: ts,
                 reason,
-                truncated: s.resp_truncated,
+                truncated: failed || (identity && capped),
                 gap: s.resp_gap,
-                decompression_capped: s.resp_capped,
+                decompression_capped: !identity && capped,
             });
             self.remember_finished(sid);
         }
@@ -863,8 +847,6 @@ enum Create {
     Request,
     /// Any other frame: only streams that may predate what we saw.
     Late,
-    #[allow(dead_code)]
-    No,
 }
 
 impl ConnectionParser for H2Connection {
@@ -903,15 +885,16 @@ impl ConnectionParser for H2Connection {
         self.side(from_client).reader = reader;
         if let Some(sid) = absorbed {
             if let Some(s) = self.streams.get_mut(&sid) {
+                // A compressed body cannot be decoded past a hole (identity goes on).
                 if from_client {
                     s.req_gap = true;
+                    if let Some(d) = s.req_decoder.as_mut() {
+                        d.interrupt();
+                    }
                 } else {
                     s.resp_gap = true;
-                    // A compressed stream cannot be decoded past a hole.
-                    if s.resp_coding != Coding::Identity {
-                        if let Some(d) = s.resp_decoder.as_mut() {
-                            d.interrupt();
-                        }
+                    if let Some(d) = s.resp_decoder.as_mut() {
+                        d.interrupt();
                     }
                 }
             }
@@ -934,6 +917,12 @@ impl ConnectionParser for H2Connection {
         }
     }
 
+    fn drain_drops(&mut self, into: &mut DropCounts) {
+        for (k, v) in std::mem::take(&mut self.drops) {
+            *into.entry(k).or_default() += v;
+        }
+    }
+
     fn buffered_bytes(&self) -> usize {
         let streams: usize = self
             .streams
@@ -951,10 +940,27 @@ impl ConnectionParser for H2Connection {
     }
 }
 
-mod body;
-mod redact;
+/// Pseudo-headers and redacted headers of a decoded block.
+#[derive(Debug, Default)]
+struct HeadFields {
+    pseudo: Vec<(String, String)>,
+    headers: Headers,
+    /// Decoded with a table holding unknown entries.
+    late: bool,
+    /// Some fields could not be known (and were left out).
+    unknown: bool,
+}
 
-use body::{Coding, ContentDecoder};
+/// A compression format's magic number at the start of a body (gzip, zstd); brotli has none.
+fn sniff_coding(first: &[u8]) -> Coding {
+    if first.starts_with(&[0x1f, 0x8b]) {
+        Coding::Gzip
+    } else if first.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Coding::Zstd
+    } else {
+        Coding::Identity
+    }
+}
 
 #[cfg(test)]
 mod tests;
