@@ -158,7 +158,7 @@ pub async fn setup(args: &ExportArgs, health: Arc<Health>) -> anyhow::Result<Exp
             host_name.clone(),
             &env_var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default(),
         ));
-        sinks.push(Box::new(SpanSink::new(exporter, registry)));
+        sinks.push(Box::new(SpanSink::new(exporter, registry, health.clone())));
         tracing::info!(protocol = ?target.protocol, endpoint = ?target.endpoint, "OTLP spans on");
     }
 

@@ -23,9 +23,12 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, 
 use opentelemetry_sdk::Resource;
 use tracer_core::call::{LlmCall, TraceParent};
 
+use super::health::Health;
 use super::resource::{parse_resource_attributes, ProcessInfo};
 use super::semconv::*;
 use super::{ExportedCall, Sink, SinkError};
+
+const SPAN_SINK: &str = "otlp-spans";
 
 /// Internal span attribute naming the resource of a span's process; removed before export.
 const RESOURCE_KEY: &str = "llm_tracer.internal.resource_key";
@@ -296,13 +299,16 @@ impl ResourceRegistry {
 pub struct PerProcessExporter<E: SpanExporter> {
     inner: tokio::sync::Mutex<E>,
     resources: Arc<ResourceRegistry>,
+    /// Failed exports are counted here (`llm_tracer.export.errors{sink="otlp-spans"}`).
+    health: Arc<Health>,
 }
 
 impl<E: SpanExporter> PerProcessExporter<E> {
-    pub fn new(inner: E, resources: Arc<ResourceRegistry>) -> Self {
+    pub fn new(inner: E, resources: Arc<ResourceRegistry>, health: Arc<Health>) -> Self {
         PerProcessExporter {
             inner: tokio::sync::Mutex::new(inner),
             resources,
+            health,
         }
     }
 }
@@ -333,7 +339,10 @@ impl<E: SpanExporter> SpanExporter for PerProcessExporter<E> {
         let mut result = Ok(());
         for (key, spans) in groups {
             inner.set_resource(&self.resources.resource(key));
+            let n = spans.len();
             if let Err(e) = inner.export(spans).await {
+                self.health.record_export_error(SPAN_SINK);
+                tracing::warn!(error = %e, spans = n, "OTLP span export failed");
                 // Keep exporting the other processes' spans; report the first failure.
                 if result.is_ok() {
                     result = Err(e);
@@ -587,13 +596,17 @@ pub struct SpanSink {
 impl SpanSink {
     /// Spans through a batch processor into `exporter`, with a resource per process.
     /// `OTEL_BSP_*` variables tune the batching.
-    pub fn new<E: SpanExporter + 'static>(exporter: E, resources: Arc<ResourceRegistry>) -> Self {
+    pub fn new<E: SpanExporter + 'static>(
+        exporter: E,
+        resources: Arc<ResourceRegistry>,
+        health: Arc<Health>,
+    ) -> Self {
         let provider = SdkTracerProvider::builder()
             // Every call is recorded: the agent exists to see all of them, whatever the
             // caller's own sampling decided (an unsampled parent still gives the trace id).
             .with_sampler(Sampler::AlwaysOn)
             .with_resource(Resource::builder_empty().build())
-            .with_batch_exporter(PerProcessExporter::new(exporter, resources.clone()))
+            .with_batch_exporter(PerProcessExporter::new(exporter, resources.clone(), health))
             .build();
         let tracer = provider.tracer("llm-tracer");
         SpanSink {
@@ -610,7 +623,7 @@ impl SpanSink {
 
 impl Sink for SpanSink {
     fn name(&self) -> &'static str {
-        "otlp-spans"
+        SPAN_SINK
     }
 
     fn export(&mut self, c: &ExportedCall<'_>) -> Result<(), SinkError> {

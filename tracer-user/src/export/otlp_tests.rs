@@ -161,6 +161,7 @@ async fn run(protocol: OtlpProtocol, tag: &str) -> Outputs {
         Box::new(SpanSink::new(
             build_span_exporter(&traces).unwrap(),
             registry,
+            health.clone(),
         )),
         Box::new(MetricsSink::new(&meter)),
     ];
@@ -583,4 +584,40 @@ fn bad_traceparents_start_a_new_trace() {
         };
         assert!(!parent_context(Some(&tp)).has_active_span(), "{t} {s}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_span_exports_are_counted() {
+    // A port nobody listens on.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = OtlpSettings {
+        endpoint: Some(format!("http://{addr}")),
+        protocol: Some(OtlpProtocol::HttpProtobuf),
+    }
+    .target(Signal::Traces, &|_| None)
+    .unwrap()
+    .unwrap();
+    let health = Health::new();
+    let mut sink = SpanSink::new(
+        build_span_exporter(&target).unwrap(),
+        Arc::new(ResourceRegistry::new(None, "")),
+        health.clone(),
+    );
+    let call = openai_stream();
+    sink.export(&exported(&call)).unwrap();
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let _ = sink.shutdown();
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        health.snapshot().export_errors.get("otlp-spans"),
+        Some(&1),
+        "after {:?}",
+        started.elapsed()
+    );
 }
