@@ -103,6 +103,16 @@ impl ExportSetup {
     }
 }
 
+impl ExportSetup {
+    /// [`ExportSetup::shutdown`] from async code: runs it on a blocking thread so the runtime
+    /// keeps driving the gRPC transport meanwhile.
+    pub async fn close(mut self) {
+        if let Err(e) = tokio::task::spawn_blocking(move || self.shutdown()).await {
+            tracing::warn!(error = %e, "export shutdown did not finish");
+        }
+    }
+}
+
 fn env_var(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
@@ -391,6 +401,99 @@ usage unknown (no cost): 1 call
             (1_764_075_600 - 13 * 3600) * 1_000_000_000
         );
         assert!(parse_since("yesterday-ish", now).is_err());
+    }
+
+    /// The flags alone wire every output; the calling process here is this test process, read
+    /// from the real /proc.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn setup_wires_every_output_from_flags() {
+        let (addr, store) = super::super::test_receiver::grpc().await;
+        let jsonl =
+            std::env::temp_dir().join(format!("llm-tracer-setup-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&jsonl);
+        let args = ExportArgs {
+            jsonl: Some(jsonl.clone()),
+            otlp_endpoint: Some(format!("http://{addr}")),
+            otlp_protocol: Some(OtlpProtocol::Grpc),
+            prometheus: Some("127.0.0.1:0".parse().unwrap()),
+            console: false,
+            no_console: true,
+            prices: None,
+        };
+        validate(&args).unwrap();
+        let health = Health::new();
+        let mut setup = setup(&args, health.clone()).await.unwrap();
+        let prom = setup.prometheus_addr().unwrap();
+        let mut call = openai_stream();
+        call.origin.pid = std::process::id();
+        call.origin.comm = "test".into();
+        // Timestamps from the live monotonic clock.
+        let now = WallClock::monotonic_now_ns();
+        call.timing.request_start_ns = now - 2_000_000_000;
+        call.timing.first_output_ns = Some(now - 1_000_000_000);
+        call.timing.end_ns = now;
+        setup.exporter.export(&call);
+
+        let mut s = tokio::net::TcpStream::connect(prom).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut scraped = String::new();
+        s.read_to_string(&mut scraped).await.unwrap();
+        assert!(
+            scraped.contains("gen_ai_client_token_usage_bucket{"),
+            "{scraped}"
+        );
+        assert!(
+            scraped.contains("llm_tracer_calls_total{otel_scope_name=\"llm-tracer\"} 1"),
+            "{scraped}"
+        );
+
+        setup.close().await;
+        let r = std::mem::take(&mut *store.lock().unwrap());
+        let spans: Vec<_> = r
+            .traces
+            .iter()
+            .flat_map(|t| t.resource_spans.iter())
+            .collect();
+        assert_eq!(spans.len(), 1);
+        let res = &spans[0].resource.as_ref().unwrap().attributes;
+        let get = |k: &str| {
+            res.iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Pv;
+        assert_eq!(
+            get("process.pid"),
+            Some(Pv::IntValue(i64::from(std::process::id())))
+        );
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            get("process.executable.path"),
+            Some(Pv::StringValue(exe.to_string_lossy().into_owned()))
+        );
+        let exe_name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or(exe_name);
+        assert_eq!(get("service.name"), Some(Pv::StringValue(service)));
+        assert!(get("process.command_line").is_some());
+        assert!(get("process.owner").is_some());
+        // Span times are the live clock converted: within a second of now.
+        let span = &spans[0].scope_spans[0].spans[0];
+        let wall_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(wall_now.abs_diff(span.end_time_unix_nano) < 1_000_000_000);
+        assert_eq!(
+            span.end_time_unix_nano - span.start_time_unix_nano,
+            2_000_000_000
+        );
+        // Metrics arrived too (the final export at shutdown).
+        assert!(!r.metrics.is_empty());
+        let written = std::fs::read_to_string(&jsonl).unwrap();
+        assert_eq!(written.lines().count(), 1);
+        let _ = std::fs::remove_file(jsonl);
     }
 
     #[test]
