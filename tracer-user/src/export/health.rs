@@ -19,6 +19,8 @@ pub struct Health {
     calls: AtomicU64,
     lost_records: AtomicU64,
     attached_targets: AtomicU64,
+    connections_open: AtomicU64,
+    memory_bytes: AtomicU64,
     ready: AtomicBool,
     /// reason -> total.
     drops: Mutex<BTreeMap<String, u64>>,
@@ -35,6 +37,8 @@ pub struct HealthSnapshot {
     pub calls: u64,
     pub lost_records: u64,
     pub attached_targets: u64,
+    pub connections_open: u64,
+    pub memory_bytes: u64,
     pub drops: BTreeMap<String, u64>,
     pub export_errors: BTreeMap<String, u64>,
 }
@@ -52,6 +56,21 @@ impl Health {
     /// Plaintext bytes captured so far (total).
     pub fn set_bytes(&self, total: u64) {
         self.bytes.store(total, Ordering::Relaxed);
+    }
+
+    /// Copy the pure pipeline's counters (call after each batch or tick).
+    pub fn set_pipeline(&self, stats: &tracer_core::pipeline::PipelineStats) {
+        self.set_events(stats.events);
+        self.set_bytes(stats.bytes);
+        self.connections_open
+            .store(stats.connections_open, Ordering::Relaxed);
+        self.memory_bytes
+            .store(stats.memory_bytes, Ordering::Relaxed);
+        if let Ok(mut d) = self.drops.lock() {
+            for (reason, n) in &stats.drops {
+                d.insert((*reason).to_string(), *n);
+            }
+        }
     }
 
     /// Ring-buffer records the kernel could not deliver (total).
@@ -101,6 +120,8 @@ impl Health {
             calls: self.calls.load(Ordering::Relaxed),
             lost_records: self.lost_records.load(Ordering::Relaxed),
             attached_targets: self.attached_targets.load(Ordering::Relaxed),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
             drops: self.drops.lock().map(|d| d.clone()).unwrap_or_default(),
             export_errors: self
                 .export_errors
@@ -150,6 +171,20 @@ impl Health {
             .build();
         let h = self.clone();
         meter
+            .u64_observable_gauge("llm_tracer.connections.open")
+            .with_unit("{connection}")
+            .with_description("TLS connections being tracked")
+            .with_callback(move |o| o.observe(h.connections_open.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_gauge("llm_tracer.tracker.memory")
+            .with_unit("By")
+            .with_description("Bytes held by the connection trackers")
+            .with_callback(move |o| o.observe(h.memory_bytes.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
             .u64_observable_counter("llm_tracer.drops")
             .with_unit("{item}")
             .with_description("Data dropped, by reason")
@@ -170,5 +205,39 @@ impl Health {
                 }
             })
             .build();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_stats_are_copied() {
+        let h = Health::new();
+        h.add_drops("channel_full", 2);
+        let mut stats = tracer_core::pipeline::PipelineStats {
+            events: 10,
+            bytes: 4096,
+            connections_open: 3,
+            memory_bytes: 777,
+            ..Default::default()
+        };
+        stats.drops.insert("conn_cap", 4);
+        h.set_pipeline(&stats);
+        h.set_attached_targets(2);
+        let s = h.snapshot();
+        assert_eq!(
+            (
+                s.events,
+                s.bytes,
+                s.connections_open,
+                s.memory_bytes,
+                s.attached_targets
+            ),
+            (10, 4096, 3, 777, 2)
+        );
+        assert_eq!(s.drops.get("conn_cap"), Some(&4));
+        assert_eq!(s.drops.get("channel_full"), Some(&2));
     }
 }
