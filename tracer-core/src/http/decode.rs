@@ -254,7 +254,8 @@ impl BodyDecoder {
         self.output_total += (out.len() - before) as u64;
         match result {
             Ok(Progress::More) => {}
-            Ok(Progress::End) => self.inner = Inner::Done,
+            // The encoded stream says it ended: check it (gzip CRC and length).
+            Ok(Progress::End) => self.finish(out),
             Err(refused) => {
                 if refused {
                     self.capped = true;
@@ -265,6 +266,60 @@ impl BodyDecoder {
             }
         }
     }
+}
+
+impl BodyDecoder {
+    /// The body ended by its framing: a compressed stream that is cut short or fails its
+    /// checksum is reported by [`BodyDecoder::failed`] (output still pending goes to `out`).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let room = self.room();
+        let before = out.len();
+        let res = match &mut self.inner {
+            Inner::Gzip(d) => {
+                finish_with(d.as_mut(), room, out, |d| d.try_finish(), |d| d.get_mut())
+            }
+            Inner::Zlib(d) => {
+                finish_with(d.as_mut(), room, out, |d| d.try_finish(), |d| d.get_mut())
+            }
+            Inner::RawDeflate(d) => {
+                finish_with(d.as_mut(), room, out, |d| d.try_finish(), |d| d.get_mut())
+            }
+            Inner::Brotli(d) => finish_with(d.as_mut(), room, out, |d| d.close(), |d| d.get_mut()),
+            // Two bytes of deflate never make a stream.
+            Inner::DeflateUndecided(held) if !held.is_empty() => Err(false),
+            // zstd's writer has no end check; a cut frame shows as missing output only.
+            Inner::Zstd(_) | Inner::Identity | Inner::DeflateUndecided(_) | Inner::Done => Ok(()),
+        };
+        self.output_total += (out.len() - before) as u64;
+        if let Err(refused) = res {
+            if refused {
+                self.capped = true;
+            } else {
+                self.failed = true;
+            }
+        }
+        if !matches!(self.inner, Inner::Identity) {
+            self.inner = Inner::Done;
+        }
+    }
+}
+
+/// Run a decoder's end check, moving what it still outputs to `out`.
+fn finish_with<D, E>(
+    dec: &mut D,
+    room: usize,
+    out: &mut Vec<u8>,
+    end: impl FnOnce(&mut D) -> Result<(), E>,
+    sink: impl Fn(&mut D) -> &mut Sink,
+) -> Result<(), bool> {
+    {
+        let s = sink(dec);
+        s.room = room;
+        s.refused = false;
+    }
+    let res = end(dec).map_err(|_| sink(dec).refused);
+    out.append(&mut sink(dec).buf);
+    res
 }
 
 enum Progress {
@@ -425,8 +480,27 @@ mod tests {
         let mut enc = gzip(&vec![b'a'; 100_000]);
         let mid = enc.len() / 2;
         enc[mid..mid + 8].copy_from_slice(b"\xff\xff\xff\xff\xff\xff\xff\xff");
-        let (_out, d) = decode_split(Coding::Gzip, &enc, 64, DecodeLimits::default());
+        let (out, mut d) = decode_split(Coding::Gzip, &enc, 64, DecodeLimits::default());
+        let mut rest = Vec::new();
+        d.finish(&mut rest);
+        assert!(out.len() + rest.len() < 100_000);
         assert!(d.failed());
+        // Cut short: only the end check can tell.
+        let enc = gzip(&vec![b'a'; 100_000]);
+        for coding_enc in all_codings(b"some body that is long enough to be cut somewhere") {
+            let (coding, enc2) = coding_enc;
+            if coding == Coding::Identity || coding == Coding::Zstd {
+                continue;
+            }
+            let (_out, mut d) =
+                decode_split(coding, &enc2[..enc2.len() - 3], 5, DecodeLimits::default());
+            d.finish(&mut Vec::new());
+            assert!(d.failed(), "{coding:?}");
+        }
+        let (out, mut d) = decode_split(Coding::Gzip, &enc, 7, DecodeLimits::default());
+        let mut rest = Vec::new();
+        d.finish(&mut rest);
+        assert!(!d.failed() && out.len() + rest.len() == 100_000);
     }
 
     #[test]

@@ -542,6 +542,10 @@ fn emit_request(
     let Some(head) = b.head.take() else {
         return;
     };
+    if !b.body.truncated && !b.body.gap {
+        // Complete by its framing: check the compressed stream ended well too.
+        b.decoder.finish(&mut b.body.bytes);
+    }
     if b.decoder.capped() || b.decoder.failed() {
         b.body.truncated = true;
     }
@@ -952,6 +956,9 @@ impl H1Connection {
         truncated: bool,
         out: &mut Vec<ExchangeEvent>,
     ) {
+        if reason == EndReason::Complete && !truncated && !b.gap {
+            b.decoder.finish(&mut self.piece);
+        }
         self.flush_piece(b.exchange, ts, out);
         let identity = b.decoder.coding() == Coding::Identity;
         out.push(ExchangeEvent::ResponseEnd {
