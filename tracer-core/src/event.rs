@@ -24,13 +24,19 @@ pub struct ConnKey {
 pub mod flags {
     /// The call moved more bytes than the capture cap: bytes after this record's data, up to
     /// `offset_of_call + len`, were not captured.
+    ///
+    /// The connection tracker takes the size of the hole from the next record's `offset` (so
+    /// offsets must count every byte moved, captured or not) and passes it on as a gap at once,
+    /// without waiting for a reordered record.
     pub const TRUNCATED: u32 = 1 << 0;
     /// The kernel failed to deliver one or more records of this connection before this one
-    /// (ring buffer full). The byte offsets tell how much is missing.
+    /// (ring buffer full). The byte offsets tell how much is missing. Without this flag, a
+    /// record ahead of the expected offset is first held briefly as possibly reordered.
     pub const LOST_BEFORE: u32 = 1 << 1;
     /// The TLS library reported an error for this call (no data).
     pub const CALL_FAILED: u32 = 1 << 2;
-    /// Synthetic: the process exited; no more data will come for its connections.
+    /// Synthetic: the process exited; no more data will come for its connections. Only `pid`
+    /// and `ts_ns` are read: every connection of the pid is closed (open exchanges abandoned).
     pub const PROCESS_EXIT: u32 = 1 << 3;
 }
 
