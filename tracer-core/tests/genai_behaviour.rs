@@ -367,3 +367,25 @@ fn hostile_choice_indices_stay_bounded() {
     assert_eq!(out.as_array().unwrap().len(), 1);
     assert!(c.content.as_ref().unwrap().truncated);
 }
+
+#[test]
+fn request_body_with_a_gap_still_gives_model_and_stream() {
+    let mut f = fixture("openai_chat_stream_usage");
+    // Cut 15 bytes out of the messages (as a capture gap would): no longer JSON.
+    assert!(f
+        .request_body
+        .starts_with(br#"{"messages": [{"role": "user", "#));
+    f.request_body.drain(15..33);
+    assert!(serde_json::from_slice::<serde_json::Value>(&f.request_body).is_err());
+    let mut ev = f.events(1, &[], EndReason::Complete);
+    if let ExchangeEvent::Request { body, .. } = &mut ev[0] {
+        body.gap = true;
+    }
+    let mut r = Recognizer::new(RecognizerConfig::default());
+    let calls = feed(&mut r, ev);
+    let c = &calls[0];
+    assert!(c.quality.gap);
+    assert_eq!(c.request.model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(c.request.stream, Some(true));
+    assert_eq!(c.usage.output_tokens, Some(12));
+}

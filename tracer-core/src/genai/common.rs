@@ -174,17 +174,39 @@ pub fn is_error_body(v: &Value) -> bool {
 /// (OpenAI embeddings put both after the huge `data` array). Returns an object holding what was
 /// found.
 pub fn scan_tail(tail: &[u8]) -> Value {
+    scan_members(tail, &["usage", "model", "usageMetadata", "modelVersion"])
+}
+
+/// Request members worth recovering from a body that is not valid JSON (cut by a capture gap
+/// or the body cap).
+pub const REQUEST_MEMBERS: &[&str] = &[
+    "model",
+    "stream",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+];
+
+/// Best effort on bytes that do not parse as a whole: for each key, the value after its last
+/// `"key":` occurrence (an escaped `\"key\"` inside a string does not count), when that value
+/// parses. Returns an object holding what was found.
+pub fn scan_members(bytes: &[u8], keys: &[&str]) -> Value {
     let mut found = serde_json::Map::new();
-    for key in ["usage", "model", "usageMetadata", "modelVersion"] {
+    for key in keys {
         let needle = format!("\"{key}\"");
         let mut at = None;
         let mut from = 0;
-        while let Some(i) = find(&tail[from..], needle.as_bytes()) {
-            at = Some(from + i);
-            from += i + 1;
+        while let Some(i) = find(&bytes[from..], needle.as_bytes()) {
+            let pos = from + i;
+            if pos == 0 || bytes[pos - 1] != b'\\' {
+                at = Some(pos);
+            }
+            from = pos + 1;
         }
         let Some(i) = at else { continue };
-        let rest = &tail[i + needle.len()..];
+        let rest = &bytes[i + needle.len()..];
         let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
             continue;
         };
@@ -270,6 +292,16 @@ mod tests {
         );
         assert_eq!(error_code(&j(r#"{"error":"model not found"}"#)), None);
         assert_eq!(error_code(&j(r#"{"message":"x"}"#)), None);
+    }
+
+    #[test]
+    fn members_of_a_cut_body() {
+        // a capture gap removed the middle: not JSON, but model and stream are recoverable
+        let body = br#"{"messages":[{"role":"user","content":"say \"model\": no"}, {"ro"stream":true,"model":"gpt-4o"}"#;
+        let v = scan_members(body, REQUEST_MEMBERS);
+        assert_eq!(v["model"], "gpt-4o");
+        assert_eq!(v["stream"], true);
+        assert!(v.get("temperature").is_none());
     }
 
     #[test]

@@ -329,6 +329,11 @@ impl Recognizer {
         };
         let req = RequestCtx::new(head, json.as_ref());
         let found = detect::detect(&req)?;
+        // A claimed request whose body is not valid JSON (cut by a gap or the cap): recover
+        // the top-level parameters that can be found, for the provider module to read.
+        let recovered = (json.is_none() && !body.bytes.is_empty())
+            .then(|| common::scan_members(&body.bytes, common::REQUEST_MEMBERS))
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
         let mut call = LlmCall {
             origin: origin.clone(),
             provider: found.provider,
@@ -356,7 +361,16 @@ impl Recognizer {
             stream_error: None,
         };
         let mut api = found.api;
-        api.request(&req, &mut acc);
+        match &recovered {
+            Some(v) => api.request(
+                &RequestCtx {
+                    body: Some(v),
+                    ..req
+                },
+                &mut acc,
+            ),
+            None => api.request(&req, &mut acc),
+        }
         self.seq += 1;
         Some(Exchange {
             api,
