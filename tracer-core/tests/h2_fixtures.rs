@@ -450,3 +450,72 @@ fn damaged_captures_never_panic_and_stay_bounded() {
         }
     }
 }
+
+/// Throughput figures (run: `cargo test --release -p tracer-core --test h2_fixtures -- --ignored
+/// --nocapture`). Header-heavy: the whole multiplexed capture (HPACK with Huffman) again and
+/// again; body-heavy: one stream of 16 KiB DATA frames.
+#[test]
+#[ignore]
+fn throughput() {
+    let (records, _) = load("multiplexed.json");
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let start = std::time::Instant::now();
+    let rounds = 200;
+    for _ in 0..rounds {
+        let events = run(&records, &mut |n| n);
+        assert!(!events.is_empty());
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "headers-heavy capture: {:.1} MB/s, {:.0} exchanges/s",
+        (bytes * rounds) as f64 / s / 1e6,
+        (5 * rounds) as f64 / s
+    );
+
+    // Without the 20 KB header of stream 7 (its CONTINUATION record): typical API heads.
+    let typical: Vec<Record> = records
+        .iter()
+        .filter(|r| r.data.len() < 10_000)
+        .cloned()
+        .collect();
+    let bytes: usize = typical.iter().map(|r| r.data.len()).sum();
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        let events = run(&typical, &mut |n| n);
+        assert!(!events.is_empty());
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "typical heads: {:.1} MB/s, {:.0} exchanges/s",
+        (bytes * rounds) as f64 / s / 1e6,
+        (4 * rounds) as f64 / s
+    );
+
+    // Body-heavy: a response of 64 MiB in 16 KiB frames, fed in 16 KiB records.
+    let records = records[..3].to_vec(); // preface, settings, ack
+    let mut c = H2Connection::new(H2Config::default());
+    let mut out = Vec::new();
+    for r in &records {
+        c.feed(r.dir, r.ts, &r.data, &mut out);
+    }
+    let mut req = Vec::new();
+    // HEADERS for stream 1 (static-table fields only: :method POST, :path /, :scheme https).
+    req.extend_from_slice(&[0, 0, 3, 1, 5, 0, 0, 0, 1, 0x83, 0x84, 0x87]);
+    c.feed(Direction::Write, 1, &req, &mut out);
+    let mut resp = vec![0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]; // :status 200
+    let payload = vec![b'd'; 16 << 10];
+    let mut frame = vec![0, 0x40, 0, 0, 0, 0, 0, 0, 1];
+    frame.extend_from_slice(&payload);
+    c.feed(Direction::Read, 2, &std::mem::take(&mut resp), &mut out);
+    let n = 4096;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        c.feed(Direction::Read, 3, &frame, &mut out);
+        out.clear();
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "body-heavy stream: {:.0} MB/s",
+        (n * frame.len()) as f64 / s / 1e6
+    );
+}

@@ -158,6 +158,7 @@ enum State {
 /// Counters of the reader (bytes it could not place in a frame).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaderStats {
+    /// Captured bytes thrown away while looking for a frame boundary.
     pub resync_skipped_bytes: u64,
     pub lost_frames: u64,
     pub desyncs: u64,
@@ -179,6 +180,8 @@ pub struct FrameReader {
     resync_buf: Vec<u8>,
     resync_pos: usize,
     resync_skipped: u64,
+    /// Skipped bytes not yet taken by [`FrameReader::take_skipped`].
+    unreported_skipped: u64,
     /// Whether this direction was seen from its first byte (preface / first SETTINGS).
     exact_start: Option<bool>,
     pub stats: ReaderStats,
@@ -197,6 +200,7 @@ impl FrameReader {
             resync_buf: Vec::new(),
             resync_pos: 0,
             resync_skipped: 0,
+            unreported_skipped: 0,
             exact_start: None,
             stats: ReaderStats::default(),
         }
@@ -272,6 +276,7 @@ impl FrameReader {
             }
             State::Resync => {
                 // Bytes kept so far are no longer contiguous with what comes next.
+                self.discard(self.resync_buf.len());
                 self.resync_skipped += self.resync_buf.len() as u64 + missing;
                 self.resync_buf.clear();
                 self.resync_pos = 0;
@@ -508,7 +513,7 @@ impl FrameReader {
             match self.scan() {
                 Scan::Found(p) => {
                     let skipped = self.resync_skipped + p as u64;
-                    self.stats.resync_skipped_bytes += skipped;
+                    self.discard(p);
                     self.resync_skipped = 0;
                     let buf = std::mem::take(&mut self.resync_buf);
                     self.resync_pos = 0;
@@ -537,6 +542,7 @@ impl FrameReader {
                         self.resync_buf.drain(..drop);
                         self.resync_pos = 0;
                         self.resync_skipped += drop as u64;
+                        self.discard(drop);
                     }
                     return data.len();
                 }
@@ -554,7 +560,7 @@ impl FrameReader {
         let mut p = self.resync_pos;
         while p + FRAME_HEADER_LEN <= buf.len() {
             if self.chain_to_end(&buf, p) {
-                self.stats.resync_skipped_bytes += self.resync_skipped + p as u64;
+                self.discard(p);
                 on(Step::Resynced {
                     skipped: self.resync_skipped + p as u64,
                 });
@@ -565,12 +571,25 @@ impl FrameReader {
                     let used = self.step(rest, on);
                     rest = &rest[used..];
                 }
-                break;
+                self.resync_buf.clear();
+                self.resync_pos = 0;
+                return;
             }
             p += 1;
         }
+        self.discard(buf.len());
         self.resync_buf.clear();
         self.resync_pos = 0;
+    }
+
+    fn discard(&mut self, n: usize) {
+        self.stats.resync_skipped_bytes += n as u64;
+        self.unreported_skipped += n as u64;
+    }
+
+    /// Skipped bytes since the last call.
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.unreported_skipped)
     }
 
     fn chain_to_end(&self, buf: &[u8], mut p: usize) -> bool {

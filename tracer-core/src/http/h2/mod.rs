@@ -229,8 +229,16 @@ impl H2Connection {
     }
 
     /// Counters of what was dropped, by reason.
-    pub fn drops(&self) -> &DropCounts {
+    pub fn drops(&mut self) -> &DropCounts {
+        self.pull_reader_drops();
         &self.drops
+    }
+
+    fn pull_reader_drops(&mut self) {
+        let skipped = self.client.reader.take_skipped() + self.server.reader.take_skipped();
+        if skipped > 0 {
+            *self.drops.entry("h2_resync_skipped_bytes").or_default() += skipped;
+        }
     }
 
     /// Streams currently tracked.
@@ -270,6 +278,11 @@ impl H2Connection {
             Step::Desync => {
                 self.drop_count("h2_desync");
                 self.lose_header_state(from_client);
+                if from_client {
+                    // Request heads may have been lost: any stream seen from now on may be one
+                    // whose head we missed.
+                    self.first_seen_request = None;
+                }
                 // Every open stream may have lost bytes in this direction.
                 for s in self.streams.values_mut() {
                     if from_client {
@@ -279,11 +292,8 @@ impl H2Connection {
                     }
                 }
             }
-            Step::Resynced { skipped } => {
-                if skipped > 0 {
-                    *self.drops.entry("h2_resync_skipped_bytes").or_default() += skipped;
-                }
-            }
+            // Skipped bytes are counted by the reader (see `pull_reader_drops`).
+            Step::Resynced { .. } => {}
         }
     }
 
@@ -918,6 +928,7 @@ impl ConnectionParser for H2Connection {
     }
 
     fn drain_drops(&mut self, into: &mut DropCounts) {
+        self.pull_reader_drops();
         for (k, v) in std::mem::take(&mut self.drops) {
             *into.entry(k).or_default() += v;
         }
