@@ -582,6 +582,58 @@ fn process_exit_abandons_open_calls() {
 }
 
 #[test]
+fn records_after_process_exit_do_not_reopen_the_connection() {
+    use tracer_core::event::{flags, TlsEvent};
+    let mut recs = records(
+        &[
+            msg(W, request("POST", "/a", &[], b"{}")),
+            msg(R, response(200, &[("Content-Length", "10")], b"01234")),
+        ],
+        Split::Whole,
+    );
+    let late = recs.pop().unwrap();
+    let exit = TlsEvent {
+        pid: 42,
+        tid: 42,
+        comm: "python3".into(),
+        conn: 0,
+        direction: R,
+        ts_ns: late.ts_ns + 10,
+        offset: 0,
+        len: 0,
+        data: vec![],
+        flags: flags::PROCESS_EXIT,
+    };
+    recs.push(exit);
+    recs.push(late.clone());
+    // The pid is reused later by a new process: its records are taken.
+    let mut reuse = records(&[msg(W, request("POST", "/new", &[], b"{}"))], Split::Whole);
+    reuse[0].ts_ns = late.ts_ns + 100;
+    recs.extend(reuse);
+    let mut r = run_with(Default::default(), recs, false);
+    assert_eq!(r.tracker.open_connections(), 1);
+    let mut drops = Default::default();
+    r.tracker.drain_drops(&mut drops);
+    assert_eq!(drops.get("conn_record_after_exit"), Some(&1), "{drops:?}");
+    let got = normalize(&r.events);
+    assert!(
+        got.contains(&N::End {
+            ex: 0,
+            reason: EndReason::Abandoned,
+            truncated: false,
+            gap: false,
+            capped: false
+        }),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|n| matches!(n, N::Req { target, .. } if target == "/new")),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn idle_connections_expire() {
     use tracer_core::conn::{Tracker, TrackerConfig};
     let recs = records(&[msg(W, request("POST", "/a", &[], b"{}"))], Split::Whole);

@@ -254,7 +254,13 @@ pub struct Tracker {
     drops: DropCounts,
     steps: Vec<Step>,
     events: Vec<ExchangeEvent>,
+    /// Recently exited processes and when: records of theirs that come later (ring buffer
+    /// order) with an earlier timestamp are dropped, not taken for a new connection.
+    exited: BTreeMap<u32, u64>,
 }
+
+/// How long an exited pid is remembered (capture clock).
+const EXITED_MEMORY_NS: u64 = 5_000_000_000;
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
@@ -266,6 +272,7 @@ impl Tracker {
             drops: DropCounts::new(),
             steps: Vec::new(),
             events: Vec::new(),
+            exited: BTreeMap::new(),
         }
     }
 
@@ -295,7 +302,18 @@ impl Tracker {
     pub fn feed(&mut self, ev: TlsEvent, sink: &mut impl ExchangeSink) {
         if ev.has(flags::PROCESS_EXIT) {
             self.close_pid(ev.pid, ev.ts_ns, sink);
+            if self.exited.len() < self.cfg.max_connections {
+                self.exited.insert(ev.pid, ev.ts_ns);
+            }
             return;
+        }
+        if let Some(&exit_ts) = self.exited.get(&ev.pid) {
+            if ev.ts_ns <= exit_ts {
+                count_drop(&mut self.drops, "conn_record_after_exit");
+                return;
+            }
+            // A later process with the same pid.
+            self.exited.remove(&ev.pid);
         }
         if ev.data.is_empty() && !ev.has(flags::TRUNCATED) && !ev.has(flags::LOST_BEFORE) {
             // Failed calls and empty reads carry nothing.
@@ -422,6 +440,8 @@ impl Tracker {
 
     /// Time passes: give up waiting for late records, expire idle connections.
     pub fn tick(&mut self, now_ns: u64, sink: &mut impl ExchangeSink) {
+        self.exited
+            .retain(|_, ts| now_ns.saturating_sub(*ts) <= EXITED_MEMORY_NS);
         let limits = self.cfg.reorder();
         let mut idle = Vec::new();
         let mut touched = Vec::new();

@@ -172,14 +172,17 @@ impl BodyDecoder {
         self.output_total
     }
 
-    /// Rough bytes held by the decoder state (windows and buffers), for memory accounting.
+    /// Rough bytes held by the decoder state, for memory accounting. The crates do not report
+    /// it; these are the usual sizes: a 32 KiB deflate window plus buffers, brotli's 4 MiB
+    /// window (lgwin 22, the encoders' default), a 2 MiB zstd window (levels up to 5). A stream
+    /// may ask for more (brotli up to 16 MiB, zstd up to the 8 MiB limit set here).
     pub fn buffered_bytes(&self) -> usize {
         match &self.inner {
             Inner::Identity | Inner::Done => 0,
             Inner::DeflateUndecided(v) => v.len(),
             Inner::Gzip(_) | Inner::Zlib(_) | Inner::RawDeflate(_) => 64 << 10,
-            Inner::Brotli(_) => (16 << 20) + BROTLI_BUFFER,
-            Inner::Zstd(_) => 1 << ZSTD_WINDOW_LOG_MAX,
+            Inner::Brotli(_) => (4 << 20) + BROTLI_BUFFER,
+            Inner::Zstd(_) => 2 << 20,
         }
     }
 
