@@ -47,6 +47,8 @@ struct Recognizers {
     requests: u64,
     /// Requests of closed connections that no provider claimed.
     unclaimed: u64,
+    /// Recogniser drops (`genai_*`), by reason.
+    drops: BTreeMap<&'static str, u64>,
 }
 
 impl ExchangeSink for Recognizers {
@@ -64,6 +66,7 @@ impl ExchangeSink for Recognizers {
             .entry(key)
             .or_insert_with(|| Recognizer::new(config.clone()));
         self.calls.extend(r.on_event(origin, event));
+        r.drain_drops(&mut self.drops);
     }
 
     fn closed(&mut self, origin: &Origin, ts_ns: u64) {
@@ -75,6 +78,7 @@ impl ExchangeSink for Recognizers {
             // The parser ended what it knew of; anything the recogniser still holds is cut.
             self.calls.extend(r.finish(ts_ns));
             self.unclaimed += r.stats().unclaimed;
+            r.drain_drops(&mut self.drops);
         }
     }
 }
@@ -96,6 +100,7 @@ impl Pipeline {
                 calls: Vec::new(),
                 requests: 0,
                 unclaimed: 0,
+                drops: BTreeMap::new(),
             },
             config,
             stats: PipelineStats::default(),
@@ -139,6 +144,9 @@ impl Pipeline {
         self.stats.requests = self.recognizers.requests;
         self.stats.unclaimed_requests = self.recognizers.unclaimed;
         self.tracker.drain_drops(&mut self.stats.drops);
+        for (reason, n) in std::mem::take(&mut self.recognizers.drops) {
+            *self.stats.drops.entry(reason).or_default() += n;
+        }
         let calls = std::mem::take(&mut self.recognizers.calls);
         self.stats.calls += calls.len() as u64;
         calls

@@ -389,3 +389,19 @@ fn request_body_with_a_gap_still_gives_model_and_stream() {
     assert_eq!(c.request.stream, Some(true));
     assert_eq!(c.usage.output_tokens, Some(12));
 }
+
+#[test]
+fn drops_are_drained_by_reason() {
+    let f = fixture("openai_chat_stream_usage");
+    let mut r = Recognizer::new(RecognizerConfig {
+        max_stream_message: 300,
+        ..Default::default()
+    });
+    feed(&mut r, f.events(1, &[], EndReason::Complete));
+    let mut drops = std::collections::BTreeMap::new();
+    r.drain_drops(&mut drops);
+    assert!(drops["genai_stream_message_dropped"] >= 1);
+    let mut again = std::collections::BTreeMap::new();
+    r.drain_drops(&mut again);
+    assert!(again.is_empty(), "drained counters are reset");
+}

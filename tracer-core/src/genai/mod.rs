@@ -214,6 +214,23 @@ impl Recognizer {
         self.stats.unclaimed > 0 && self.stats.unclaimed == self.stats.requests
     }
 
+    /// Move the drop counters (stream messages over the cap or corrupt, invalid JSON, evicted
+    /// exchanges) into `drops`, by reason, and reset them.
+    pub fn drain_drops(&mut self, drops: &mut std::collections::BTreeMap<&'static str, u64>) {
+        for (reason, n) in [
+            (
+                "genai_stream_message_dropped",
+                &mut self.stats.dropped_messages,
+            ),
+            ("genai_invalid_json", &mut self.stats.invalid_json),
+            ("genai_exchange_evicted", &mut self.stats.evicted),
+        ] {
+            if *n > 0 {
+                *drops.entry(reason).or_default() += std::mem::take(n);
+            }
+        }
+    }
+
     /// Exchanges currently open.
     pub fn open_exchanges(&self) -> usize {
         self.open.len()
