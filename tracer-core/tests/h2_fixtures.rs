@@ -330,7 +330,6 @@ fn late_attach_at_every_frame_boundary_never_attributes_a_wrong_field() {
                                 assert!(t.path.starts_with(head.target.split('?').next().unwrap()));
                                 recovered_requests += 1;
                             }
-                            assert!(head.method.is_empty() == head.target.is_empty(), "{ctx}");
                             if let Some(a) = &head.authority {
                                 assert_eq!(a, &t.authority, "{ctx}");
                             }

@@ -121,9 +121,10 @@ pub enum Step<'a> {
     Data { stream_id: u32, data: &'a [u8] },
     /// A DATA frame is over (after all its pieces; also for an empty DATA frame).
     DataEnd { stream_id: u32, end_stream: bool },
-    /// Framing was lost (late attach, gap, protocol error); the reader is scanning for the next
-    /// frame. Header compression state of this direction can no longer be trusted.
-    Desync,
+    /// Framing was lost; the reader is scanning for the next frame. Header compression state of
+    /// this direction can no longer be trusted. `lost`: bytes went missing (a gap, or a protocol
+    /// error); otherwise the direction simply did not start at its beginning (late attach).
+    Desync { lost: bool },
     /// The reader found a frame boundary again after a `Desync` or at a late attach.
     Resynced { skipped: u64 },
 }
@@ -292,14 +293,14 @@ impl FrameReader {
                 if self.exact_start.is_none() {
                     self.exact_start = Some(false);
                 }
-                self.enter_resync(on);
+                self.enter_resync(true, on);
                 self.resync_skipped += missing;
                 None
             }
         }
     }
 
-    fn enter_resync(&mut self, on: &mut dyn FnMut(Step<'_>)) {
+    fn enter_resync(&mut self, lost: bool, on: &mut dyn FnMut(Step<'_>)) {
         self.stats.desyncs += 1;
         self.state = State::Resync;
         self.hdr_have = 0;
@@ -307,7 +308,7 @@ impl FrameReader {
         self.resync_buf.clear();
         self.resync_pos = 0;
         self.resync_skipped = 0;
-        on(Step::Desync);
+        on(Step::Desync { lost });
     }
 
     /// Consume a prefix of `data`, returning how much.
@@ -319,7 +320,7 @@ impl FrameReader {
                         self.state = State::Preface(0);
                     } else {
                         self.exact_start = Some(false);
-                        self.enter_resync(on);
+                        self.enter_resync(false, on);
                     }
                     return 0;
                 }
@@ -339,7 +340,7 @@ impl FrameReader {
                         self.begin_frame(hdr, on);
                     } else {
                         self.exact_start = Some(false);
-                        self.enter_resync(on);
+                        self.enter_resync(false, on);
                         let first = self.hdr_buf;
                         self.resync_buf.extend_from_slice(&first);
                     }
@@ -360,7 +361,7 @@ impl FrameReader {
                     // Not a preface after all: what matched so far goes to the scan as well.
                     let matched = *n;
                     self.exact_start = Some(false);
-                    self.enter_resync(on);
+                    self.enter_resync(false, on);
                     self.resync_buf.extend_from_slice(&PREFACE[..matched]);
                     0
                 }
@@ -399,7 +400,7 @@ impl FrameReader {
                         stream_id: hdr.stream_id,
                         end_stream: false,
                     });
-                    self.enter_resync(on);
+                    self.enter_resync(true, on);
                     return 1;
                 }
                 self.state = State::Data {
@@ -441,7 +442,7 @@ impl FrameReader {
             if hdr.has(FLAG_PADDED) {
                 if hdr.len == 0 {
                     // PADDED without the pad length byte: protocol error.
-                    self.enter_resync(on);
+                    self.enter_resync(true, on);
                     return;
                 }
                 self.state = State::DataPadLen {

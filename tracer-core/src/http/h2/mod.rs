@@ -15,9 +15,10 @@
 //! frame headers ([`frames`]) and header blocks are decoded with an HPACK table whose older
 //! entries are unknown ([`hpack_state`]). A header field that may come from an entry we never saw
 //! is never attributed: it is dropped (and counted). An exchange whose request head was decoded
-//! that way, or not seen at all, carries `late_attach: true`; when a pseudo-header is unknown the
-//! request has method `""` and target `""` (and `authority: None`), and the LLM layer recognises
-//! the call by its body shape. A response whose head was not seen still produces `ResponseData`
+//! that way, or not seen at all, carries `late_attach: true`; an unknown `:method` is reported as
+//! method `""`, an unknown `:path` as target `""`, an unknown `:authority` as `None` (in practice
+//! `:method POST` comes from the static table and stays known, while `:path` and `:authority`
+//! are usually dynamic-table references, so the LLM layer recognises such calls by body shape). A response whose head was not seen still produces `ResponseData`
 //! and `ResponseEnd`, without a `ResponseHead`.
 //!
 //! # Bounds
@@ -275,16 +276,17 @@ impl H2Connection {
                     self.on_end_stream(from_client, ts, stream_id, out);
                 }
             }
-            Step::Desync => {
-                self.drop_count("h2_desync");
+            Step::Desync { lost } => {
+                self.drop_count(if lost { "h2_desync" } else { "h2_late_attach" });
                 self.lose_header_state(from_client);
                 if from_client {
                     // Request heads may have been lost: any stream seen from now on may be one
                     // whose head we missed.
                     self.first_seen_request = None;
                 }
-                // Every open stream may have lost bytes in this direction.
-                for s in self.streams.values_mut() {
+                // Bytes were lost: every open stream may have lost some in this direction. (At
+                // a late attach, the streams we know began after the attach point.)
+                for s in self.streams.values_mut().filter(|_| lost) {
                     if from_client {
                         s.req_gap = true;
                     } else {
@@ -790,16 +792,10 @@ impl H2Connection {
             return;
         }
         s.request_emitted = true;
-        // Method and target are reported only when both are known (see the module doc).
+        // An unknown method or target is reported as "" (see the module doc).
         let known = s.method.is_some() && s.target.is_some();
-        let (method, target) = if known {
-            (
-                s.method.take().unwrap_or_default(),
-                s.target.take().unwrap_or_default(),
-            )
-        } else {
-            (String::new(), String::new())
-        };
+        let method = s.method.take().unwrap_or_default();
+        let target = s.target.take().unwrap_or_default();
         let truncated = s
             .req_decoder
             .as_ref()

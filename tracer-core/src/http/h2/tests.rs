@@ -51,7 +51,7 @@ fn read_all(from_client: bool, chunks: &[&[u8]]) -> Vec<Seen> {
                     stream_id,
                     end_stream,
                 } => Seen::End(stream_id, end_stream),
-                Step::Desync => Seen::Desync,
+                Step::Desync { .. } => Seen::Desync,
                 Step::Resynced { skipped } => Seen::Resynced(skipped),
             })
         });
