@@ -23,7 +23,13 @@
 const CONTAINER_ID_LEN: usize = 64;
 
 /// Prefixes runtimes put in front of the id in a systemd unit name or cgroupfs directory.
-const ID_PREFIXES: &[&str] = &["cri-containerd-", "crio-", "docker-", "libpod-", "containerd-"];
+const ID_PREFIXES: &[&str] = &[
+    "cri-containerd-",
+    "crio-",
+    "docker-",
+    "libpod-",
+    "containerd-",
+];
 
 /// Leaf names that belong to a runtime's monitor process, not to the container itself.
 const MONITOR_PREFIXES: &[&str] = &["crio-conmon-", "libpod-conmon-"];
@@ -134,7 +140,11 @@ mod tests {
             Some("c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc"),
             Some("6f7e8d9c-0b1a-4293-8475-a6b5c4d3e2f1"),
         ),
-        ("crio-conmon-systemd-v2.txt", None, Some("9d3b2e1f-6a4c-4b8d-a7e2-5f1c0d9b8a76")),
+        (
+            "crio-conmon-systemd-v2.txt",
+            None,
+            Some("9d3b2e1f-6a4c-4b8d-a7e2-5f1c0d9b8a76"),
+        ),
         (
             "docker-systemd-v2.txt",
             Some("d0c4e2a1b3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5c7b9a1f3e5d7"),

@@ -54,7 +54,12 @@ impl PodMeta {
     /// - Job `<cronjob>-<scheduled minute since epoch>` -> also the CronJob: the CronJob
     ///   controller names its Jobs so; only a suffix of 8 or more digits counts, so a
     ///   hand-made `backup-2` is not taken for a CronJob's.
-    pub fn set_workload(&mut self, owner_kind: &str, owner_name: &str, template_hash: Option<&str>) {
+    pub fn set_workload(
+        &mut self,
+        owner_kind: &str,
+        owner_name: &str,
+        template_hash: Option<&str>,
+    ) {
         let name = Some(owner_name.to_owned());
         match owner_kind {
             "ReplicaSet" => {
@@ -71,8 +76,10 @@ impl PodMeta {
             "StatefulSet" => self.statefulset = name,
             "Job" => {
                 self.cronjob = owner_name.rsplit_once('-').and_then(|(cron, minute)| {
-                    (minute.len() >= 8 && minute.bytes().all(|b| b.is_ascii_digit()) && !cron.is_empty())
-                        .then(|| cron.to_owned())
+                    (minute.len() >= 8
+                        && minute.bytes().all(|b| b.is_ascii_digit())
+                        && !cron.is_empty())
+                    .then(|| cron.to_owned())
                 });
                 self.job = name;
             }
@@ -127,7 +134,12 @@ mod tests {
         let keys: Vec<&str> = m.attributes().iter().map(|(k, _)| *k).collect();
         assert_eq!(
             keys,
-            ["k8s.pod.name", "k8s.pod.uid", "k8s.namespace.name", "k8s.statefulset.name"]
+            [
+                "k8s.pod.name",
+                "k8s.pod.uid",
+                "k8s.namespace.name",
+                "k8s.statefulset.name"
+            ]
         );
     }
 }

@@ -49,7 +49,11 @@ pub struct K8sArgs {
     #[arg(long = "k8s-node-name", env = "K8S_NODE_NAME")]
     pub node_name: Option<String>,
     /// How long a lookup waits for a just-started container to appear in the API, in ms.
-    #[arg(long = "k8s-lookup-timeout-ms", env = "LLM_TRACER_K8S_LOOKUP_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(
+        long = "k8s-lookup-timeout-ms",
+        env = "LLM_TRACER_K8S_LOOKUP_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
     pub lookup_timeout_ms: u64,
 }
 

@@ -137,9 +137,8 @@ impl PodResolver {
     /// [`Self::resolve_cgroup`] for a host process id (the agent runs in the host's PID
     /// namespace).
     pub async fn resolve_pid(&self, pid: u32) -> Option<Arc<PodMeta>> {
-        let text = tokio::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .await
-            .ok()?;
+        // A procfs read of a few hundred bytes never blocks on a disk.
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         self.resolve_cgroup(&text).await
     }
 
@@ -324,4 +323,255 @@ pub(crate) fn pod_meta(pod: &Pod) -> Option<(PodMeta, Vec<(String, String)>)> {
         })
         .collect();
     Some((meta, containers))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The resolver against recorded API server answers: a pod list and a watch stream of this
+    //! node's pods, served to the real kube-rs client and watcher through a mock transport.
+    use http::{Request, Response};
+    use kube::client::Body;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    const API: &str = "8f1c4a4f2ad36c8a1b7f1e0f52bd2b6c7f3c9d1e4a5b6c7d8e9f0a1b2c3d4e5f";
+    const ENVOY: &str = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988";
+    const MIGRATE: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    const EVAL: &str = "5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b";
+    const EMBEDDER: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const RAG: &str = "5e5e5e5e00000000111111112222222233333333444444445555555566666666";
+    const API_RESTARTED: &str = "9999aaaabbbbccccddddeeeeffff00001111222233334444555566667777888a";
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A fake API server: answers the first list with the recorded pod list, the first watch
+    /// with the recorded events once `release_watch` fires, and leaves later watches open.
+    /// Every request URI goes to the returned channel.
+    fn fake_api_server() -> (Client, oneshot::Sender<()>, mpsc::UnboundedReceiver<String>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let (uri_tx, uri_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut release = Some(release_rx);
+            let mut parked = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let uri = request.uri().to_string();
+                let _ = uri_tx.send(uri.clone());
+                if !uri.contains("watch=true") {
+                    let body = Body::from(fixture("k8s/pods-node-a.json"));
+                    send.send_response(Response::builder().body(body).unwrap());
+                } else if let Some(release) = release.take() {
+                    let _ = release.await;
+                    let body = Body::from(fixture("k8s/watch-node-a.jsonl"));
+                    send.send_response(Response::builder().body(body).unwrap());
+                } else {
+                    parked.push(send); // a long watch with nothing new
+                }
+            }
+        });
+        (client, release_tx, uri_rx)
+    }
+
+    fn names(m: &PodMeta) -> (&str, &str, Option<&str>) {
+        (&m.namespace, &m.pod_name, m.container_name.as_deref())
+    }
+
+    #[tokio::test]
+    async fn resolves_listed_pods_with_workloads() {
+        let (client, _release, mut uris) = fake_api_server();
+        let r = PodResolver::start(client, "node-a", Duration::from_secs(5));
+
+        let api = r.resolve(API).await.expect("api container");
+        assert_eq!(
+            names(&api),
+            ("llm-apps", "chat-api-7d4b9c8f6d-x2k9p", Some("api"))
+        );
+        assert_eq!(api.pod_uid, "4c0f8d52-1b7a-4e63-9a0e-2f4d6b8c1a3e");
+        assert_eq!(api.node_name.as_deref(), Some("node-a"));
+        assert_eq!(api.deployment.as_deref(), Some("chat-api"));
+        assert_eq!(api.replicaset.as_deref(), Some("chat-api-7d4b9c8f6d"));
+        assert_eq!(api.job, None);
+
+        assert_eq!(
+            r.resolve(ENVOY).await.unwrap().container_name.as_deref(),
+            Some("envoy")
+        );
+        assert_eq!(
+            r.resolve(MIGRATE).await.unwrap().container_name.as_deref(),
+            Some("migrate")
+        );
+
+        let eval = r.resolve(EVAL).await.expect("eval container (cri-o)");
+        assert_eq!(
+            names(&eval),
+            ("batch", "nightly-eval-29411520-q7w8e", Some("eval"))
+        );
+        assert_eq!(eval.job.as_deref(), Some("nightly-eval-29411520"));
+        assert_eq!(eval.cronjob.as_deref(), Some("nightly-eval"));
+        assert_eq!(eval.deployment, None);
+
+        // Only this node's pods were asked for.
+        let first = uris.recv().await.unwrap();
+        assert!(first.starts_with("/api/v1/pods?"), "{first}");
+        assert!(
+            first.contains("fieldSelector=spec.nodeName%3Dnode-a"),
+            "{first}"
+        );
+    }
+
+    #[tokio::test]
+    async fn follows_the_watch() {
+        let (client, release, mut uris) = fake_api_server();
+        let r = PodResolver::start(client, "node-a", Duration::from_secs(5));
+        assert!(r.resolve(API).await.is_some()); // list done
+
+        // The embedder pod only arrives with the watch: a lookup started before waits for it.
+        let waiting = tokio::spawn({
+            let r = r.clone();
+            async move { r.resolve(EMBEDDER).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        let emb = waiting.await.unwrap().expect("embedder from the watch");
+        assert_eq!(names(&emb), ("llm-apps", "embedder-0", Some("embedder")));
+        assert_eq!(emb.statefulset.as_deref(), Some("embedder"));
+
+        // Wait until the whole recorded stream is applied (list: Init, 3 InitApply, InitDone;
+        // watch: 3 Apply (the bookmark is no event), 1 Delete), then check each event's effect.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while r.stats().watch_events.load(Ordering::Relaxed) < 9 {
+            assert!(
+                Instant::now() < deadline,
+                "watch events not applied: {}",
+                r.stats().watch_events.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let restarted = r
+            .resolve(API_RESTARTED)
+            .await
+            .expect("restarted api container");
+        assert_eq!(restarted.container_name.as_deref(), Some("api"));
+        // The old id of the restarted container still names its pod.
+        assert_eq!(
+            r.resolve(API).await.unwrap().pod_name,
+            "chat-api-7d4b9c8f6d-x2k9p"
+        );
+        // The pending pod's container started.
+        assert_eq!(
+            r.resolve(RAG).await.unwrap().container_name.as_deref(),
+            Some("worker")
+        );
+        // The deleted pod stays resolvable for a while (a call may finish as its pod goes).
+        assert_eq!(
+            r.resolve(EVAL).await.unwrap().pod_name,
+            "nightly-eval-29411520-q7w8e"
+        );
+
+        let watch = loop {
+            let uri = uris.recv().await.unwrap();
+            if uri.contains("watch=true") {
+                break uri;
+            }
+        };
+        assert!(
+            watch.contains("fieldSelector=spec.nodeName%3Dnode-a"),
+            "{watch}"
+        );
+        assert!(watch.contains("resourceVersion=48213"), "{watch}");
+        assert_eq!(r.stats().watch_events.load(Ordering::Relaxed), 9);
+        assert_eq!(r.stats().watch_errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_container_misses_once_then_fast() {
+        let (client, _release, _uris) = fake_api_server();
+        let r = PodResolver::start(client, "node-a", Duration::from_millis(300));
+        assert!(r.resolve(API).await.is_some());
+        let stranger = "e".repeat(64);
+        let t = Instant::now();
+        assert!(r.resolve(&stranger).await.is_none());
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let t = Instant::now();
+        assert!(r.resolve(&stranger).await.is_none());
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(r.stats().misses.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn resolves_processes_from_their_cgroup_files() {
+        let (client, _release, _uris) = fake_api_server();
+        let r = PodResolver::start(client, "node-a", Duration::from_millis(300));
+        let cgroup = |f: &str| String::from_utf8(fixture(&format!("cgroup/{f}"))).unwrap();
+
+        let m = r.resolve_cgroup(&cgroup("containerd-systemd-v2.txt")).await;
+        assert_eq!(
+            m.as_deref().map(names),
+            Some(("llm-apps", "chat-api-7d4b9c8f6d-x2k9p", Some("api")))
+        );
+        let m = r.resolve_cgroup(&cgroup("crio-systemd-v2.txt")).await;
+        assert_eq!(
+            m.as_deref().map(names),
+            Some(("batch", "nightly-eval-29411520-q7w8e", Some("eval")))
+        );
+        // CRI-O's monitor process: no container, but its pod is known.
+        let m = r
+            .resolve_cgroup(&cgroup("crio-conmon-systemd-v2.txt"))
+            .await;
+        assert_eq!(
+            m.as_deref().map(names),
+            Some(("batch", "nightly-eval-29411520-q7w8e", None))
+        );
+        // A host process: not in a pod, answered at once.
+        let t = Instant::now();
+        assert!(r
+            .resolve_cgroup(&cgroup("host-process-hybrid.txt"))
+            .await
+            .is_none());
+        assert!(t.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn deleted_pods_expire_and_relist_drops_vanished_pods() {
+        let list: kube::core::ObjectList<Pod> =
+            serde_json::from_slice(&fixture("k8s/pods-node-a.json")).unwrap();
+        let [chat, eval, _pending] = <[Pod; 3]>::try_from(list.items).unwrap();
+        let t0 = Instant::now();
+        let mut ix = Index::default();
+        ix.apply(watcher::Event::Init, t0);
+        ix.apply(watcher::Event::InitApply(chat.clone()), t0);
+        ix.apply(watcher::Event::InitApply(eval.clone()), t0);
+        ix.apply(watcher::Event::InitDone, t0);
+        assert!(ix.synced && ix.by_container(EVAL).is_some());
+
+        ix.apply(watcher::Event::Delete(eval), t0);
+        ix.apply(watcher::Event::Apply(chat.clone()), t0 + DELETED_TTL / 2);
+        assert!(ix.by_container(EVAL).is_some(), "kept for a while");
+        ix.apply(watcher::Event::Apply(chat.clone()), t0 + DELETED_TTL);
+        assert!(ix.by_container(EVAL).is_none(), "gone after the TTL");
+        assert!(!ix.containers.contains_key(EVAL));
+
+        // A relist without the chat pod (it went while the watch was down) retires it too.
+        ix.apply(watcher::Event::Init, t0 + DELETED_TTL);
+        ix.apply(watcher::Event::InitDone, t0 + DELETED_TTL);
+        assert!(ix.by_container(API).is_some());
+        ix.apply(watcher::Event::Init, t0 + DELETED_TTL * 3);
+        assert!(ix.by_container(API).is_none());
+        assert!(ix.pods.is_empty() && ix.containers.is_empty());
+    }
+
+    #[test]
+    fn pod_without_identity_is_skipped() {
+        let pod: Pod = serde_json::from_str(r#"{"metadata":{"name":"x"}}"#).unwrap();
+        assert!(pod_meta(&pod).is_none());
+    }
 }
