@@ -86,8 +86,12 @@ def test_runs_on_every_node_with_bounded_resources_and_health_probes():
     [port] = c["ports"]
     assert port["name"] == "metrics"
     assert f"--prometheus=0.0.0.0:{port['containerPort']}" in c["args"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    for probe, path in [
+        ("startupProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ]:
+        assert c[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
 
 
 def test_pod_metadata_needs_only_read_access_to_pods():
@@ -173,7 +177,7 @@ def test_no_endpoint_means_no_otlp_env_and_content_off_by_default():
     ],
 )
 def test_schema_refuses_bad_values(values):
-    with pytest.raises(helm.HelmError):
+    with pytest.raises(helm.HelmValuesError):
         objects(values)
 
 

@@ -142,6 +142,22 @@ impl PodResolver {
         self.resolve_cgroup(&text).await
     }
 
+    /// What the index knows now about the process with this `/proc/PID/cgroup` text, without
+    /// waiting: for synchronous callers (the export layer's process cache), which read a
+    /// process when it first makes a TLS call, usually long after its container started.
+    pub fn resolve_cgroup_now(&self, cgroup_file_text: &str) -> Option<Arc<PodMeta>> {
+        let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let found = container_id_from_cgroup(cgroup_file_text)
+            .and_then(|id| ix.by_container(&id))
+            .or_else(|| pod_uid_from_cgroup(cgroup_file_text).and_then(|uid| ix.by_pod_uid(&uid)));
+        let counter = match found {
+            Some(_) => &self.stats.hits,
+            None => &self.stats.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
     async fn lookup(&self, id: Option<&str>, pod_uid: Option<&str>) -> Option<Arc<PodMeta>> {
         let key = id.or(pod_uid)?; // not in a container: nothing to wait for
         let deadline = Instant::now() + self.lookup_timeout;
@@ -531,6 +547,15 @@ mod tests {
             m.as_deref().map(names),
             Some(("batch", "nightly-eval-29411520-q7w8e", None))
         );
+        // The same without waiting (the index is complete by now).
+        let m = r.resolve_cgroup_now(&cgroup("containerd-systemd-v2.txt"));
+        assert_eq!(
+            m.as_deref().map(names),
+            Some(("llm-apps", "chat-api-7d4b9c8f6d-x2k9p", Some("api")))
+        );
+        assert!(r
+            .resolve_cgroup_now(&cgroup("docker-systemd-v2.txt"))
+            .is_none());
         // A host process: not in a pod, answered at once.
         let t = Instant::now();
         assert!(r
