@@ -108,6 +108,12 @@ impl HpackState {
         self.late_table_size = self.late_table_size.max(size);
     }
 
+    /// About how much memory the dynamic table may hold (its size bound; an entry's 32 octets of
+    /// accounting roughly cover our per-entry overhead).
+    pub fn table_bytes(&self) -> usize {
+        self.late_table_size
+    }
+
     /// Forget the table: from now on only entries inserted after this point are known.
     pub fn reset_late(&mut self) {
         self.late = true;

@@ -28,7 +28,7 @@
 pub mod frames;
 pub mod hpack_state;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::event::Direction;
 use crate::http::decode::{BodyDecoder, Coding};
@@ -178,15 +178,15 @@ pub struct H2Connection {
     client: Side,
     server: Side,
     streams: BTreeMap<u32, Stream>,
-    /// Recently finished or refused stream ids (so late frames do not revive them).
-    finished: BTreeSet<u32>,
-    finished_order: VecDeque<u32>,
+    /// Recently finished or refused stream ids (so late frames do not revive them); small and
+    /// bounded, searched only when a frame names a stream we do not track.
+    finished: VecDeque<u32>,
     /// Lowest client stream id whose request HEADERS we saw: lower ids were opened before.
     first_seen_request: Option<u32>,
     drops: DropCounts,
 }
 
-const FINISHED_MEMORY: usize = 1024;
+const FINISHED_MEMORY: usize = 128;
 
 impl H2Connection {
     /// Parser for a connection whose traced process is the HTTP/2 client (its writes are the
@@ -222,8 +222,7 @@ impl H2Connection {
             config,
             client_dir,
             streams: BTreeMap::new(),
-            finished: BTreeSet::new(),
-            finished_order: VecDeque::new(),
+            finished: VecDeque::new(),
             first_seen_request: None,
             drops: DropCounts::new(),
         }
@@ -548,13 +547,11 @@ impl H2Connection {
     }
 
     fn remember_finished(&mut self, sid: u32) {
-        if self.finished.insert(sid) {
-            self.finished_order.push_back(sid);
-            if self.finished_order.len() > FINISHED_MEMORY {
-                if let Some(old) = self.finished_order.pop_front() {
-                    self.finished.remove(&old);
-                }
+        if !self.finished.contains(&sid) {
+            if self.finished.len() == FINISHED_MEMORY {
+                self.finished.pop_front();
             }
+            self.finished.push_back(sid);
         }
     }
 
@@ -940,6 +937,8 @@ impl ConnectionParser for H2Connection {
             .sum();
         let pending = |s: &Side| s.pending.as_ref().map_or(0, |p| p.bytes.capacity());
         streams
+            + self.client.hpack.table_bytes()
+            + self.server.hpack.table_bytes()
             + self.client.reader.buffered_bytes()
             + self.server.reader.buffered_bytes()
             + pending(&self.client)

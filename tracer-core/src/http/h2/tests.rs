@@ -430,7 +430,8 @@ fn large_body_one_byte_at_a_time_stays_bounded() {
         }
     }
     assert_eq!(total, 128 * chunk.len());
-    assert!(max_buffered < 4096, "buffered {max_buffered}");
+    // Two HPACK tables of 4 KiB and no body bytes held.
+    assert!(max_buffered < 12 << 10, "buffered {max_buffered}");
     assert_eq!(c.open_streams(), 0);
 }
 
