@@ -56,7 +56,11 @@ pub struct TlsEvent {
     pub direction: Direction,
     /// Monotonic clock (`CLOCK_MONOTONIC`, as `bpf_ktime_get_ns`) when the call returned.
     pub ts_ns: u64,
-    /// Byte offset of `data[0]` within this connection's stream in `direction`.
+    /// Byte offset of `data[0]` within this connection's stream in `direction`, counted from
+    /// 0 at the first byte the capture saw in that direction (and every byte moved counts,
+    /// captured or not). The tracker relies on it: a first record above 0 waits briefly for
+    /// the lower ones, and offset 0 again on a known connection means the connection object's
+    /// address was reused by a new connection.
     pub offset: u64,
     /// Bytes the whole call really moved (its return value).
     pub len: u32,

@@ -634,6 +634,50 @@ fn records_after_process_exit_do_not_reopen_the_connection() {
 }
 
 #[test]
+fn a_reused_connection_address_starts_a_new_connection() {
+    // Same pid and connection object, offsets from 0 again: the old one is over.
+    let first = records(
+        &[
+            msg(W, request("POST", "/a", &[], b"{}")),
+            msg(R, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"),
+        ],
+        Split::Whole,
+    );
+    let mut second = records(
+        &[
+            msg(W, request("POST", "/b", &[], b"{}")),
+            msg(R, response(200, &[("Content-Length", "1")], b"B")),
+        ],
+        Split::Whole,
+    );
+    for r in second.iter_mut() {
+        r.ts_ns += 1_000_000;
+    }
+    let mut recs = first;
+    recs.extend(second);
+    let r = run_with(Default::default(), recs, true);
+    assert_eq!(r.tracker.stats().connections_reused, 1);
+    let got = normalize(&r.events);
+    assert!(
+        got.contains(&N::End {
+            ex: 0,
+            reason: EndReason::ConnectionClosed,
+            truncated: false,
+            gap: false,
+            capped: false
+        }),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&N::Data {
+            ex: 0,
+            data: b"B".to_vec()
+        }),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn idle_connections_expire() {
     use tracer_core::conn::{Tracker, TrackerConfig};
     let recs = records(&[msg(W, request("POST", "/a", &[], b"{}"))], Split::Whole);
@@ -660,4 +704,36 @@ fn idle_connections_expire() {
         ))
     ));
     assert_eq!(t.stats().connections_expired, 1);
+}
+
+#[test]
+fn records_reordered_across_cpus_give_the_in_order_result() {
+    let (script, _, _) = keep_alive_script();
+    for seed in 0..200u64 {
+        let recs = records(&script, Split::Random(seed));
+        let want = normalize(&run(recs.clone()));
+        // Swap neighbouring records of the same direction (as two CPUs committing out of order).
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        let mut shuffled = recs;
+        let mut i = 0;
+        let mut swaps = 0;
+        while i + 1 < shuffled.len() {
+            if shuffled[i].direction == shuffled[i + 1].direction && rng.below(3) == 0 {
+                shuffled.swap(i, i + 1);
+                swaps += 1;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        assert!(swaps > 0 || seed > 0);
+        let mut r = run_with(Default::default(), shuffled, true);
+        assert_eq!(normalize(&r.events), want, "seed {seed}");
+        let mut drops = tracer_core::http::DropCounts::new();
+        r.tracker.drain_drops(&mut drops);
+        assert!(
+            !drops.keys().any(|k| k.starts_with("conn_")),
+            "seed {seed}: {drops:?}"
+        );
+    }
 }

@@ -241,6 +241,8 @@ pub struct TrackerStats {
     pub connections_opened: u64,
     pub connections_closed: u64,
     pub connections_expired: u64,
+    /// A connection key seen again from offset 0 (the connection object's address reused).
+    pub connections_reused: u64,
     /// Bytes currently held by all connections.
     pub memory_bytes: usize,
 }
@@ -320,6 +322,18 @@ impl Tracker {
             return;
         }
         let key = ev.key();
+        if ev.offset == 0 && !ev.data.is_empty() {
+            let restarted = self.conns.get(&key).is_some_and(|c| match ev.direction {
+                Direction::Write => c.write.started(),
+                Direction::Read => c.read.started(),
+            });
+            if restarted {
+                // Offsets start again: the TLS library reused the connection object's address
+                // for a new connection, so the old one is over.
+                self.stats.connections_reused += 1;
+                self.close(key, ev.ts_ns, EndReason::ConnectionClosed, sink);
+            }
+        }
         if !self.conns.contains_key(&key) {
             if self.conns.len() >= self.cfg.max_connections {
                 count_drop(&mut self.drops, "conn_max_connections");
@@ -338,6 +352,24 @@ impl Tracker {
             if conn.origin.comm != ev.comm {
                 conn.origin.comm.clone_from(&ev.comm);
             }
+        }
+        let (other, other_dir) = match ev.direction {
+            Direction::Write => (&mut conn.read, Direction::Read),
+            Direction::Read => (&mut conn.write, Direction::Write),
+        };
+        if other.is_holding() {
+            // Traffic the other way means what this connection was waiting for in that
+            // direction is not coming (one ring buffer keeps a connection's records in order):
+            // the holes are losses, and the request must reach the parser before its response.
+            count_drop(&mut self.drops, "conn_hole_before_other_direction");
+            other.flush(&mut self.steps, &mut self.drops);
+            conn.deliver(
+                other_dir,
+                &mut self.steps,
+                &self.cfg.http,
+                &mut self.events,
+                &mut self.drops,
+            );
         }
         let limits = self.cfg.reorder();
         let lost = ev.has(flags::LOST_BEFORE);

@@ -33,7 +33,9 @@ struct Held {
 
 #[derive(Default)]
 pub struct DirStream {
-    /// Offset of the next byte expected; `None` before the first record.
+    /// Offset of the next byte expected. Streams start at 0 (the first byte the capture saw),
+    /// so a first record above 0 is held like any record ahead of a hole: the lower ones may
+    /// only be late.
     next: Option<u64>,
     /// The last delivered record was cut short: a jump after it is a known loss.
     truncated: bool,
@@ -46,6 +48,17 @@ pub struct DirStream {
 impl DirStream {
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// Records are waiting for a hole before them to fill.
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Whether bytes from offset 0 on were delivered (held records do not count: offset 0 is
+    /// what they wait for).
+    pub fn started(&self) -> bool {
+        self.next.is_some_and(|n| n > 0)
     }
 
     /// Take one record; push what can be delivered now to `steps`.
@@ -61,7 +74,7 @@ impl DirStream {
         steps: &mut Vec<Step>,
         drops: &mut DropCounts,
     ) {
-        let next = *self.next.get_or_insert(offset);
+        let next = *self.next.get_or_insert(0);
         if offset > next && !(lost_before || self.truncated) {
             if self.held.is_empty() {
                 self.held_since = ts_ns;
@@ -211,12 +224,34 @@ mod tests {
     fn in_order_passes_through() {
         let mut s = DirStream::default();
         assert_eq!(
-            push(&mut s, 100, b"abc", (false, false)),
-            vec![data(100, b"abc")]
+            push(&mut s, 0, b"abc", (false, false)),
+            vec![data(0, b"abc")]
         );
+        assert_eq!(push(&mut s, 3, b"de", (false, false)), vec![data(3, b"de")]);
+    }
+
+    #[test]
+    fn a_first_record_above_zero_waits_for_the_lower_ones() {
+        let mut s = DirStream::default();
+        assert!(push(&mut s, 3, b"de", (false, false)).is_empty());
         assert_eq!(
-            push(&mut s, 103, b"de", (false, false)),
-            vec![data(103, b"de")]
+            push(&mut s, 0, b"abc", (false, false)),
+            vec![data(0, b"abc"), data(3, b"de")]
+        );
+        // None come: after the window, the start is a gap.
+        let mut s = DirStream::default();
+        assert!(push(&mut s, 100, b"x", (false, false)).is_empty());
+        let (mut steps, mut drops) = (Vec::new(), DropCounts::new());
+        s.expire(1_000, &LIMITS, &mut steps, &mut drops);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Gap {
+                    ts_ns: 100,
+                    missing: 100
+                },
+                data(100, b"x")
+            ]
         );
     }
 
