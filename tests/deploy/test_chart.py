@@ -10,7 +10,7 @@ import pytest
 
 from chart import CHART_DIR, MANIFESTS, objects, plain_manifests
 
-CAPS = ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"]
+CAPS = ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_ADMIN"]
 # Oldest Kubernetes the chart claims (Chart.yaml kubeVersion) and every newer minor
 # kubernetes-validate ships schemas for.
 KUBE_VERSIONS = sorted(
@@ -168,7 +168,8 @@ def test_no_endpoint_means_no_otlp_env_and_content_off_by_default():
 @pytest.mark.parametrize(
     "values",
     [
-        {"securityContext": {"capabilities": ["SYS_ADMIN"]}},
+        {"securityContext": {"capabilities": ["NET_ADMIN"]}},
+        {"securityContext": {"capabilities": ["ALL"]}},
         {"otlp": {"protocol": "udp"}},
         {"otlp": {"endpoint": "otel:4317"}},
         {"agent": {"podMetadata": "sometimes"}},
