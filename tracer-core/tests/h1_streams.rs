@@ -737,3 +737,66 @@ fn records_reordered_across_cpus_give_the_in_order_result() {
         );
     }
 }
+
+#[test]
+fn an_early_answer_sends_the_incomplete_request_first() {
+    // The server answers (413) before the request body is complete: the Request goes out at
+    // once, flagged truncated, before the response; the rest of the body is skipped and the
+    // next exchange pairs normally.
+    let req = request(
+        "POST",
+        "/v1/files",
+        &[("Expect", "100-continue")],
+        b"0123456789",
+    );
+    let cut = req.len() - 5;
+    let script = vec![
+        msg(W, &req[..cut]),
+        msg(R, response(413, &[("Content-Length", "3")], b"big")),
+        msg(W, &req[cut..]),
+        msg(W, request("POST", "/b", &[], b"{}")),
+        msg(R, response(200, &[("Content-Length", "1")], b"B")),
+    ];
+    let got = split_invariant(&script, 100);
+    use N::*;
+    let N::Req {
+        ex: 0,
+        body,
+        truncated: true,
+        ..
+    } = &got[0]
+    else {
+        panic!("{got:?}")
+    };
+    assert_eq!(body, b"01234");
+    assert!(
+        matches!(
+            got[1],
+            Head {
+                ex: 0,
+                status: 413,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    assert!(got.contains(&End {
+        ex: 0,
+        reason: EndReason::Complete,
+        truncated: false,
+        gap: false,
+        capped: false
+    }));
+    assert!(
+        got.iter()
+            .any(|n| matches!(n, Req { ex: 1, target, truncated: false, .. } if target == "/b")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&Data {
+            ex: 1,
+            data: b"B".to_vec()
+        }),
+        "{got:?}"
+    );
+}
