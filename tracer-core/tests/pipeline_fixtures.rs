@@ -197,3 +197,46 @@ fn non_llm_traffic_yields_no_call_and_is_counted() {
     );
     assert!(s.events > 0 && s.bytes > 0);
 }
+
+/// The capture starts at every point of a first exchange (mid-request, mid-response), followed by
+/// a whole second one: no call may carry wrong data, and the second is always recognised.
+#[test]
+fn late_attach_at_any_byte_yields_no_wrong_call() {
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let mut expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        expected.as_object_mut().unwrap().remove("timing");
+        let ex = exchanges(&dir);
+        // The chunked variant: request and response.
+        let (Item::Msg(_, req), Item::Msg(_, resp)) = (&ex[2], &ex[3]) else {
+            unreachable!()
+        };
+        let step = (req.len() + resp.len()) / 60 + 1;
+        let cuts = (0..req.len())
+            .step_by(step)
+            .map(|k| vec![msg(W, &req[k..]), msg(R, resp)])
+            .chain(
+                (1..resp.len())
+                    .step_by(step)
+                    .map(|k| vec![msg(R, &resp[k..])]),
+            );
+        for (i, mut script) in cuts.enumerate() {
+            script.push(msg(W, req));
+            script.push(msg(R, resp));
+            let calls = run_pipeline(&script, Split::Random(i as u64));
+            assert!(
+                !calls.is_empty() && calls.len() <= 2,
+                "{name} cut #{i}: {} calls",
+                calls.len()
+            );
+            for c in &calls {
+                let mut got = untimed(c);
+                // Skipped bytes before the first request mark it late; that is the only
+                // difference allowed.
+                got["quality"]["late_attach"] = expected["quality"]["late_attach"].clone();
+                assert_eq!(got, expected, "{name} cut #{i}");
+            }
+        }
+    }
+}
