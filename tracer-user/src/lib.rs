@@ -1,5 +1,6 @@
 //! The llm-tracer agent: the edges around the pure core (probe attach, capture, export).
 pub mod capture;
+pub mod cli;
 pub mod export;
 pub mod k8s;
 pub mod probe;

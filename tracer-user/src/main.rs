@@ -1,1 +1,47 @@
-fn main() {}
+//! `llm-tracer`: command line only; the work is in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracer_user::cli::{record, replay, run, Cli, Command};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Replay(args)) => replay::replay(args),
+        command => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("llm-tracer: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async move {
+                match command {
+                    Some(Command::Record(args)) => record::record(args).await,
+                    Some(Command::Run(args)) => run::run(args).await,
+                    _ => run::run(cli.run).await,
+                }
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llm-tracer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The embedded eBPF object: loading it, its maps, and attaching its programs.
+
+use std::path::Path;
+
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{uprobe::UProbeScope, BtfTracePoint, UProbe},
+    Btf, Ebpf, EbpfLoader,
+};
+use tracer_common::{config, limits, names, stats, ConnId};
+
+/// The object built by build.rs (empty when the eBPF build was skipped).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// Names of the programs in the object (see tracer-ebpf).
+pub mod programs {
+    pub const SSL_WRITE_ENTRY: &str = "ssl_write_entry";
+    pub const SSL_WRITE_EX_ENTRY: &str = "ssl_write_ex_entry";
+    pub const SSL_READ_ENTRY: &str = "ssl_read_entry";
+    pub const SSL_READ_EX_ENTRY: &str = "ssl_read_ex_entry";
+    pub const SSL_RW_RETURN: &str = "ssl_rw_return";
+    pub const UPROBES: [&str; 5] = [
+        SSL_WRITE_ENTRY,
+        SSL_WRITE_EX_ENTRY,
+        SSL_READ_ENTRY,
+        SSL_READ_EX_ENTRY,
+        SSL_RW_RETURN,
+    ];
+    /// (program, BTF tracepoint)
+    pub const TRACEPOINTS: [(&str, &str); 2] = [
+        ("sched_process_exec", "sched_process_exec"),
+        ("sched_process_exit", "sched_process_exit"),
+    ];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(
+        "this binary was built without its eBPF programs (AYA_BUILD_SKIP or clippy build); rebuild it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error(
+        "the capture cap {0} bytes is out of range: use 1..={max} (--max-capture-bytes)",
+        max = limits::MAX_CAPTURE_CAP
+    )]
+    BadCap(u64),
+    #[error(
+        "the ring buffer size {0} bytes must be a power of two of at least 4096 (--ring-bytes)"
+    )]
+    BadRing(u32),
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {name}: {}", short(source))]
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(String),
+    #[error("eBPF program {0} is missing from the object")]
+    MissingProgram(&'static str),
+    #[error("eBPF map {0}: {1}")]
+    Map(&'static str, String),
+}
+
+/// An error without the verifier's whole log (it can be megabytes): its last lines say why.
+fn short(e: &aya::programs::ProgramError) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 12 {
+        return text;
+    }
+    tracing::debug!("{text}");
+    format!(
+        "{} [...] {}",
+        lines[0],
+        lines[lines.len() - 10..].join("\n")
+    )
+}
+
+/// Options of the kernel side.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelOptions {
+    /// Bytes captured per TLS call at most (the rest is flagged truncated).
+    pub max_capture_bytes: u64,
+    /// Ring buffer size in bytes.
+    pub ring_bytes: u32,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions {
+            max_capture_bytes: limits::DEFAULT_CAPTURE_CAP,
+            ring_bytes: limits::DEFAULT_RING_BYTES,
+        }
+    }
+}
+
+/// Kernel counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub ringbuf_lost: u64,
+    pub ringbuf_lost_bytes: u64,
+    pub no_args: u64,
+    pub read_failed: u64,
+    pub call_failed: u64,
+    pub muted: u64,
+    pub records: u64,
+}
+
+/// The loaded object: programs loaded (not yet attached) and maps.
+pub struct Kernel {
+    ebpf: Ebpf,
+}
+
+impl Kernel {
+    pub fn load(opts: KernelOptions) -> Result<Kernel, KernelError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(KernelError::NoObject);
+        }
+        if opts.max_capture_bytes == 0 || opts.max_capture_bytes > limits::MAX_CAPTURE_CAP {
+            return Err(KernelError::BadCap(opts.max_capture_bytes));
+        }
+        if opts.ring_bytes < 4096 || !opts.ring_bytes.is_power_of_two() {
+            return Err(KernelError::BadRing(opts.ring_bytes));
+        }
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(names::EVENTS, opts.ring_bytes)
+            .load(EBPF_OBJECT)?;
+        {
+            let map = ebpf
+                .map_mut(names::CONFIG)
+                .ok_or(KernelError::Map(names::CONFIG, "missing".into()))?;
+            let mut cfg: Array<_, u64> =
+                Array::try_from(map).map_err(|e| KernelError::Map(names::CONFIG, e.to_string()))?;
+            cfg.set(config::MAX_CAPTURE, opts.max_capture_bytes, 0)
+                .map_err(|e| KernelError::Map(names::CONFIG, e.to_string()))?;
+        }
+        for name in programs::UPROBES {
+            let prog: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or(KernelError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| KernelError::Program { name, source })?;
+            prog.load()
+                .map_err(|source| KernelError::Program { name, source })?;
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| KernelError::Btf(e.to_string()))?;
+        for (name, tp) in programs::TRACEPOINTS {
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(KernelError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| KernelError::Program { name, source })?;
+            prog.load(tp, &btf)
+                .map_err(|source| KernelError::Program { name, source })?;
+            prog.attach()
+                .map_err(|source| KernelError::Program { name, source })?;
+        }
+        Ok(Kernel { ebpf })
+    }
+
+    /// Attaches one loaded uprobe program (entry or return, as compiled) to `symbol` in the
+    /// ELF file at `path`, for every process that maps that file.
+    pub fn attach_uprobe(
+        &mut self,
+        program: &'static str,
+        symbol: &str,
+        path: &Path,
+    ) -> Result<(), KernelError> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program)
+            .ok_or(KernelError::MissingProgram(program))?
+            .try_into()
+            .map_err(|source| KernelError::Program {
+                name: program,
+                source,
+            })?;
+        prog.attach(symbol, path, UProbeScope::AllProcesses)
+            .map_err(|source| KernelError::Program {
+                name: program,
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Takes the ring buffer out (for the reader task).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or(KernelError::Map(names::EVENTS, "missing".into()))?;
+        RingBuf::try_from(map).map_err(|e| KernelError::Map(names::EVENTS, e.to_string()))
+    }
+
+    /// Takes the counters out (for whoever reports them).
+    pub fn take_stats(&mut self) -> Result<StatsReader, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(names::STATS)
+            .ok_or(KernelError::Map(names::STATS, "missing".into()))?;
+        let map = PerCpuArray::try_from(map)
+            .map_err(|e| KernelError::Map(names::STATS, e.to_string()))?;
+        Ok(StatsReader { map })
+    }
+
+    /// Takes the mute map out (for the policy that decides what is not LLM traffic).
+    pub fn take_mute(&mut self) -> Result<MuteMap, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(names::MUTED)
+            .ok_or(KernelError::Map(names::MUTED, "missing".into()))?;
+        let map =
+            HashMap::try_from(map).map_err(|e| KernelError::Map(names::MUTED, e.to_string()))?;
+        Ok(MuteMap { map })
+    }
+}
+
+/// Reads the per-CPU kernel counters.
+pub struct StatsReader {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl StatsReader {
+    pub fn read(&self) -> KernelStats {
+        let get = |i: u32| -> u64 {
+            self.map
+                .get(&i, 0)
+                .map(|v| v.iter().copied().fold(0u64, u64::wrapping_add))
+                .unwrap_or(0)
+        };
+        KernelStats {
+            ringbuf_lost: get(stats::RINGBUF_LOST),
+            ringbuf_lost_bytes: get(stats::RINGBUF_LOST_BYTES),
+            no_args: get(stats::NO_ARGS),
+            read_failed: get(stats::READ_FAILED),
+            call_failed: get(stats::CALL_FAILED),
+            muted: get(stats::MUTED),
+            records: get(stats::RECORDS),
+        }
+    }
+}
+
+/// Connections the probes must not copy.
+pub struct MuteMap {
+    map: HashMap<MapData, ConnId, u8>,
+}
+
+impl MuteMap {
+    pub fn mute(&mut self, pid: u32, conn: u64) -> Result<(), KernelError> {
+        let key = ConnId { conn, pid, _pad: 0 };
+        self.map
+            .insert(key, 1, 0)
+            .map_err(|e| KernelError::Map(names::MUTED, e.to_string()))
+    }
+
+    pub fn unmute(&mut self, pid: u32, conn: u64) {
+        let key = ConnId { conn, pid, _pad: 0 };
+        let _ = self.map.remove(&key);
+    }
+}

@@ -1,0 +1,197 @@
+//! The live source: load the programs, attach to every TLS library found, and read the ring
+//! buffer (tokio `AsyncFd`) into [`TlsEvent`]s.
+
+use std::{
+    collections::HashSet,
+    sync::{mpsc, Arc, Mutex},
+    thread,
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tracer_core::event::{flags, TlsEvent};
+use tracing::warn;
+
+use super::{
+    decode::{decode, KernelRecord},
+    ebpf::{Kernel, KernelError, KernelOptions, KernelStats, MuteMap, StatsReader},
+    preflight::{check_kernel, check_privileges, PreflightError},
+};
+use crate::probe::discovery::{spawn_watcher, AttachedTarget, Discovery, DiscoveryStats};
+
+/// Options of the live capture.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveOptions {
+    pub kernel: KernelOptions,
+    /// How often every process is rescanned for libraries loaded late (dlopen).
+    pub rescan_every: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            kernel: KernelOptions::default(),
+            rescan_every: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("{0}")]
+    Kernel(#[from] KernelError),
+    #[error(
+        "no TLS library found: no running process maps libssl or a binary exporting SSL_write, and none is in the standard library directories; install OpenSSL (libssl3) or start the program to trace first"
+    )]
+    NoTlsLibrary,
+    #[error("cannot watch the ring buffer: {0}")]
+    Poll(std::io::Error),
+}
+
+/// Counters of the user side of the live source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    pub records: u64,
+    pub decode_errors: u64,
+    pub execs: u64,
+    pub execs_dropped: u64,
+}
+
+pub struct LiveCapture {
+    ring: AsyncFd<RingBuf<MapData>>,
+    stats_map: StatsReader,
+    mute: Option<MuteMap>,
+    exec_tx: Option<mpsc::SyncSender<u32>>,
+    watcher: Option<thread::JoinHandle<Discovery<Kernel>>>,
+    targets: Arc<Mutex<Vec<AttachedTarget>>>,
+    stats: SourceStats,
+    /// Processes that sent TLS records (their exit is forwarded).
+    tls_pids: HashSet<u32>,
+}
+
+/// Bound on the processes remembered for exit reporting.
+const MAX_TLS_PIDS: usize = 1 << 16;
+
+impl LiveCapture {
+    /// Loads and attaches everything. Must run inside a tokio runtime. When it returns, every
+    /// probe found at start is attached.
+    pub fn start(opts: LiveOptions) -> Result<LiveCapture, StartError> {
+        check_privileges()?;
+        check_kernel()?;
+        let mut kernel = Kernel::load(opts.kernel)?;
+        let ring = kernel.take_events()?;
+        let stats_map = kernel.take_stats()?;
+        let mute = kernel.take_mute()?;
+        let mut discovery = Discovery::new(kernel);
+        discovery.scan_library_dirs();
+        discovery.scan_all();
+        if discovery.targets_snapshot().is_empty() {
+            return Err(StartError::NoTlsLibrary);
+        }
+        let targets = discovery.targets();
+        let (exec_tx, exec_rx) = mpsc::sync_channel(4096);
+        let watcher = spawn_watcher(discovery, exec_rx, opts.rescan_every);
+        // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, while it lives
+        // inside the AsyncFd.
+        let ring = unsafe { AsyncFd::register(ring) }.map_err(|e| StartError::Poll(e.into()))?;
+        Ok(LiveCapture {
+            ring,
+            stats_map,
+            mute: Some(mute),
+            exec_tx: Some(exec_tx),
+            watcher: Some(watcher),
+            targets,
+            stats: SourceStats::default(),
+            tls_pids: HashSet::new(),
+        })
+    }
+
+    /// Waits for records and appends every one available to `out` (at least one, unless the
+    /// wait itself fails). Exec records go to discovery, not to `out`.
+    pub async fn next_batch(&mut self, out: &mut Vec<TlsEvent>) -> std::io::Result<()> {
+        loop {
+            let mut guard = self.ring.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            let before = out.len();
+            let mut execs = 0;
+            while let Some(item) = ring.next() {
+                self.stats.records += 1;
+                match decode(&item) {
+                    Ok(KernelRecord::Event(e)) => {
+                        // Exits matter only for processes that had TLS traffic.
+                        if e.has(flags::PROCESS_EXIT) {
+                            if self.tls_pids.remove(&e.pid) {
+                                out.push(e);
+                            }
+                        } else {
+                            if self.tls_pids.len() < MAX_TLS_PIDS {
+                                self.tls_pids.insert(e.pid);
+                            }
+                            out.push(e);
+                        }
+                    }
+                    Ok(KernelRecord::Exec { pid }) => {
+                        execs += 1;
+                        self.stats.execs += 1;
+                        let sent = self.exec_tx.as_ref().map(|tx| tx.try_send(pid).is_ok());
+                        if sent == Some(false) {
+                            self.stats.execs_dropped += 1;
+                        }
+                    }
+                    Err(e) => {
+                        self.stats.decode_errors += 1;
+                        warn!("bad record from the kernel: {e}");
+                    }
+                }
+            }
+            guard.clear_ready();
+            if out.len() > before || execs > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    pub fn kernel_stats(&self) -> KernelStats {
+        self.stats_map.read()
+    }
+
+    pub fn source_stats(&self) -> SourceStats {
+        self.stats
+    }
+
+    pub fn targets(&self) -> Vec<AttachedTarget> {
+        self.targets.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// The map of connections the probes must not copy (taken once, by the muting policy).
+    pub fn take_mute(&mut self) -> Option<MuteMap> {
+        self.mute.take()
+    }
+
+    /// Stops discovery and returns its counters.
+    pub fn stop(&mut self) -> Option<DiscoveryStats> {
+        self.exec_tx = None;
+        let d = self.watcher.take()?.join().ok()?;
+        Some(d.stats().clone())
+    }
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The monotonic clock the kernel stamps records with (`bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}

@@ -1,0 +1,455 @@
+//! Finding TLS libraries in processes and attaching to each distinct file once.
+//!
+//! At start: every running process's executable mappings (`/proc/PID/maps`), reached through
+//! `/proc/PID/root/...` so files in other mount namespaces (containers) resolve, plus the
+//! libraries of the standard directories. After start: each exec'd process is scanned a few
+//! times over its first seconds (the dynamic loader maps libraries after exec, python loads
+//! libssl at `import ssl`), and everything is rescanned periodically for late `dlopen`s.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use tracing::{debug, info, warn};
+
+use super::{
+    elf::defined_dynamic_symbols,
+    maps::{executable_files, FileId, Mapping},
+    targets::{Family, FAMILIES, LIBRARY_DIRS},
+};
+use crate::capture::ebpf::Kernel;
+
+/// What can attach a program (the kernel; a fake in tests).
+pub trait Attach {
+    fn attach(&mut self, program: &'static str, symbol: &str, path: &Path) -> Result<(), String>;
+}
+
+impl Attach for Kernel {
+    fn attach(&mut self, program: &'static str, symbol: &str, path: &Path) -> Result<(), String> {
+        self.attach_uprobe(program, symbol, path)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// A file the probes are attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedTarget {
+    pub family: &'static str,
+    pub id: FileId,
+    /// The path as the process (or the host, for library directories) sees it.
+    pub path: String,
+    /// The path we opened it by (e.g. `/proc/PID/root/usr/lib/...`).
+    pub access_path: PathBuf,
+    /// The process it was found in, if found in one.
+    pub pid: Option<u32>,
+    /// The hooked symbols.
+    pub symbols: Vec<&'static str>,
+}
+
+/// Counters of discovery work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoveryStats {
+    pub processes_scanned: u64,
+    pub files_examined: u64,
+    pub attach_failures: u64,
+    pub exec_dropped: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Verdict {
+    NotTls,
+    Attached,
+    Failed,
+}
+
+/// Discovery state: which files were examined, what is attached.
+pub struct Discovery<A: Attach> {
+    attacher: A,
+    seen: HashMap<FileId, Verdict>,
+    targets: Arc<Mutex<Vec<AttachedTarget>>>,
+    stats: DiscoveryStats,
+    proc_root: PathBuf,
+    own_pid: u32,
+}
+
+impl<A: Attach> Discovery<A> {
+    pub fn new(attacher: A) -> Self {
+        Self::with_proc(attacher, PathBuf::from("/proc"))
+    }
+
+    /// With another procfs root (tests).
+    pub fn with_proc(attacher: A, proc_root: PathBuf) -> Self {
+        Discovery {
+            attacher,
+            seen: HashMap::new(),
+            targets: Arc::new(Mutex::new(Vec::new())),
+            stats: DiscoveryStats::default(),
+            proc_root,
+            own_pid: std::process::id(),
+        }
+    }
+
+    /// The attached targets, shared (the list grows as discovery finds more).
+    pub fn targets(&self) -> Arc<Mutex<Vec<AttachedTarget>>> {
+        Arc::clone(&self.targets)
+    }
+
+    pub fn targets_snapshot(&self) -> Vec<AttachedTarget> {
+        self.targets.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> &DiscoveryStats {
+        &self.stats
+    }
+
+    /// Scans every process; returns how many files were newly attached.
+    pub fn scan_all(&mut self) -> usize {
+        let Ok(dir) = fs::read_dir(&self.proc_root) else {
+            warn!("cannot list {}", self.proc_root.display());
+            return 0;
+        };
+        let pids: Vec<u32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.into_iter().map(|pid| self.scan_pid(pid)).sum()
+    }
+
+    /// Scans one process; returns how many files were newly attached. A process that is gone
+    /// or unreadable is simply skipped.
+    pub fn scan_pid(&mut self, pid: u32) -> usize {
+        if pid == self.own_pid {
+            return 0;
+        }
+        let proc_dir = self.proc_root.join(pid.to_string());
+        let Ok(maps) = fs::read_to_string(proc_dir.join("maps")) else {
+            return 0;
+        };
+        self.stats.processes_scanned += 1;
+        let mut attached = 0;
+        for m in executable_files(&maps) {
+            if self.seen.contains_key(&m.id) {
+                continue;
+            }
+            let access = access_path(&proc_dir, &m);
+            if self.examine(m.id, &m.path, &access, Some(pid)) {
+                attached += 1;
+            }
+        }
+        attached
+    }
+
+    /// Looks for the families' libraries in the standard directories (host view).
+    pub fn scan_library_dirs(&mut self) -> usize {
+        let mut attached = 0;
+        for dir in LIBRARY_DIRS {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let wanted = FAMILIES
+                    .iter()
+                    .any(|f| f.library_prefixes.iter().any(|p| name.starts_with(p)));
+                if !wanted {
+                    continue;
+                }
+                let path = entry.path();
+                // stat follows symlinks: libssl.so -> libssl.so.3 is one file.
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let id = FileId {
+                    major: libc::major(meta.dev()),
+                    minor: libc::minor(meta.dev()),
+                    inode: meta.ino(),
+                };
+                if self.seen.contains_key(&id) {
+                    continue;
+                }
+                let shown = fs::canonicalize(&path)
+                    .unwrap_or_else(|_| path.clone())
+                    .to_string_lossy()
+                    .into_owned();
+                if self.examine(id, &shown, &path, None) {
+                    attached += 1;
+                }
+            }
+        }
+        attached
+    }
+
+    /// Decides what a file is and attaches to it if it belongs to a family. Returns true when
+    /// it was attached now.
+    fn examine(&mut self, id: FileId, path: &str, access: &Path, pid: Option<u32>) -> bool {
+        self.stats.files_examined += 1;
+        for family in FAMILIES {
+            let mut wanted: Vec<&str> = family.hooks.iter().map(|h| h.symbol).collect();
+            wanted.push(family.marker);
+            let found = match defined_dynamic_symbols(access, &wanted) {
+                Ok(found) => found,
+                Err(e) => {
+                    debug!("skipping {path} ({}): {e}", access.display());
+                    // Not remembered: it may be readable on a later scan (a process that died
+                    // mid-read), and unreadable files are rare.
+                    return false;
+                }
+            };
+            if !found.contains(family.marker) {
+                continue;
+            }
+            let verdict = self.attach_family(family, &found, id, path, access, pid);
+            let attached = matches!(verdict, Verdict::Attached);
+            self.seen.insert(id, verdict);
+            return attached;
+        }
+        self.seen.insert(id, Verdict::NotTls);
+        false
+    }
+
+    fn attach_family(
+        &mut self,
+        family: &'static Family,
+        found: &HashSet<&str>,
+        id: FileId,
+        path: &str,
+        access: &Path,
+        pid: Option<u32>,
+    ) -> Verdict {
+        let mut symbols = Vec::new();
+        for hook in family.hooks {
+            if !found.contains(hook.symbol) {
+                if hook.required {
+                    warn!("{path}: required symbol {} is missing", hook.symbol);
+                    self.stats.attach_failures += 1;
+                    return Verdict::Failed;
+                }
+                continue;
+            }
+            // Return probe first: an entry without its return would stash arguments that
+            // nothing consumes; a return without its entry is only counted.
+            let result = self
+                .attacher
+                .attach(hook.ret, hook.symbol, access)
+                .and_then(|()| self.attacher.attach(hook.entry, hook.symbol, access));
+            match result {
+                Ok(()) => symbols.push(hook.symbol),
+                Err(e) => {
+                    self.stats.attach_failures += 1;
+                    warn!("{path}: attaching to {} failed: {e}", hook.symbol);
+                    if hook.required {
+                        return Verdict::Failed;
+                    }
+                }
+            }
+        }
+        info!(
+            "attached {} probes to {path} ({} symbols{})",
+            family.name,
+            symbols.len(),
+            pid.map(|p| format!(", found in pid {p}"))
+                .unwrap_or_default()
+        );
+        if let Ok(mut t) = self.targets.lock() {
+            t.push(AttachedTarget {
+                family: family.name,
+                id,
+                path: path.to_string(),
+                access_path: access.to_path_buf(),
+                pid,
+                symbols,
+            });
+        }
+        Verdict::Attached
+    }
+}
+
+/// How to open a mapped file from here: through the process's root (its mount namespace),
+/// or, for a deleted file, through `map_files` (the exact mapped inode).
+fn access_path(proc_dir: &Path, m: &Mapping) -> PathBuf {
+    let through_root = proc_dir.join("root").join(m.path.trim_start_matches('/'));
+    if !m.deleted && through_root.exists() {
+        return through_root;
+    }
+    proc_dir
+        .join("map_files")
+        .join(format!("{:x}-{:x}", m.start, m.end))
+}
+
+/// When an exec'd process is scanned again (after the exec event): the dynamic loader maps
+/// libraries within milliseconds; interpreters load TLS modules later.
+const EXEC_RESCANS_MS: &[u64] = &[0, 5, 15, 30, 60, 100, 200, 400, 800, 1600, 3200];
+/// Most exec'd processes followed at once; more are dropped (counted) and left to the
+/// periodic rescan.
+const MAX_FOLLOWED: usize = 4096;
+
+/// Runs discovery on its own thread: exec'd pids come in through `exec_rx`; everything is
+/// rescanned every `rescan_every`. Ends when `exec_rx` is closed.
+pub fn spawn_watcher<A: Attach + Send + 'static>(
+    mut discovery: Discovery<A>,
+    exec_rx: mpsc::Receiver<u32>,
+    rescan_every: Duration,
+) -> thread::JoinHandle<Discovery<A>> {
+    thread::Builder::new()
+        .name("discovery".into())
+        .spawn(move || {
+            // (due, pid, index into EXEC_RESCANS_MS, exec seen at)
+            let mut followed: Vec<(Instant, u32, usize, Instant)> = Vec::new();
+            let mut next_full = Instant::now() + rescan_every;
+            loop {
+                let now = Instant::now();
+                let next_due = followed
+                    .iter()
+                    .map(|f| f.0)
+                    .min()
+                    .unwrap_or(next_full)
+                    .min(next_full);
+                match exec_rx.recv_timeout(next_due.saturating_duration_since(now)) {
+                    Ok(pid) => {
+                        if followed.len() >= MAX_FOLLOWED {
+                            discovery.stats.exec_dropped += 1;
+                        } else {
+                            let t = Instant::now();
+                            followed.push((t, pid, 0, t));
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return discovery,
+                }
+                let now = Instant::now();
+                let mut i = 0;
+                while i < followed.len() {
+                    let (due, pid, step, exec_at) = followed[i];
+                    if due > now {
+                        i += 1;
+                        continue;
+                    }
+                    let n = discovery.scan_pid(pid);
+                    if n > 0 {
+                        debug!(
+                            "pid {pid}: {n} new target(s) attached {} ms after exec",
+                            exec_at.elapsed().as_millis()
+                        );
+                    }
+                    let gone = !discovery.proc_root.join(pid.to_string()).exists();
+                    match EXEC_RESCANS_MS.get(step + 1) {
+                        Some(ms) if !gone => {
+                            followed[i] =
+                                (exec_at + Duration::from_millis(*ms), pid, step + 1, exec_at);
+                            i += 1;
+                        }
+                        _ => {
+                            followed.swap_remove(i);
+                        }
+                    }
+                }
+                if now >= next_full {
+                    discovery.scan_all();
+                    next_full = Instant::now() + rescan_every;
+                }
+            }
+        })
+        .expect("spawning a thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records attach calls instead of attaching.
+    #[derive(Default)]
+    struct Fake {
+        calls: Vec<(&'static str, String, PathBuf)>,
+    }
+
+    impl Attach for Fake {
+        fn attach(
+            &mut self,
+            program: &'static str,
+            symbol: &str,
+            path: &Path,
+        ) -> Result<(), String> {
+            self.calls
+                .push((program, symbol.to_string(), path.to_path_buf()));
+            Ok(())
+        }
+    }
+
+    fn system_libssl() -> Option<PathBuf> {
+        LIBRARY_DIRS
+            .iter()
+            .map(|d| Path::new(d).join("libssl.so.3"))
+            .find(|p| p.exists())
+    }
+
+    #[test]
+    fn attaches_each_libssl_once_with_all_four_hooks() {
+        let Some(libssl) = system_libssl() else {
+            eprintln!("SKIPPED: no libssl.so.3 on this machine");
+            return;
+        };
+        let mut d = Discovery::new(Fake::default());
+        let n = d.scan_library_dirs();
+        assert!(n >= 1, "libssl.so.3 at {} not attached", libssl.display());
+        let again = d.scan_library_dirs();
+        assert_eq!(again, 0, "no file is attached twice");
+        let targets = d.targets_snapshot();
+        let t = targets
+            .iter()
+            .find(|t| t.path.ends_with("libssl.so.3"))
+            .unwrap();
+        assert_eq!(t.family, "openssl");
+        assert_eq!(
+            t.symbols,
+            ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"]
+        );
+        // 4 symbols x (return + entry) per attached file.
+        assert_eq!(d.attacher.calls.len(), 8 * targets.len());
+        assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_read_ex_entry"));
+    }
+
+    #[test]
+    fn finds_libssl_in_a_process_through_its_root() {
+        if system_libssl().is_none() {
+            eprintln!("SKIPPED: no libssl.so.3 on this machine");
+            return;
+        }
+        // A child process that maps libssl: python with the ssl module, if present.
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import ssl, sys; sys.stdout.write('up\\n'); sys.stdout.flush(); sys.stdin.read()",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("SKIPPED: no python3");
+            return;
+        };
+        let mut line = String::new();
+        use std::io::BufRead as _;
+        let _ = std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line);
+        let mut d = Discovery::new(Fake::default());
+        let n = d.scan_pid(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(line.trim(), "up");
+        assert!(n >= 1, "no TLS library found in python3");
+        let t = d.targets_snapshot();
+        assert!(t[0]
+            .access_path
+            .starts_with(format!("/proc/{}/root", child.id())));
+        assert_eq!(t[0].pid, Some(child.id()));
+    }
+}

@@ -1,0 +1,78 @@
+//! Attach targets, declared as data: library family -> symbols -> programs.
+//!
+//! Adding a library family is adding an entry here (and its programs in tracer-ebpf).
+
+use crate::capture::ebpf::programs;
+
+/// One hooked function.
+#[derive(Debug, Clone, Copy)]
+pub struct Hook {
+    pub symbol: &'static str,
+    /// Program run at function entry (stashes the arguments).
+    pub entry: &'static str,
+    /// Program run at function return (copies the data).
+    pub ret: &'static str,
+    /// Without a required hook the family is not usable in that file.
+    pub required: bool,
+}
+
+/// A TLS library family.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    pub name: &'static str,
+    /// A file that exports this symbol (defined, in its dynamic symbols) belongs to the family.
+    pub marker: &'static str,
+    /// File names worth attaching even when no running process maps them yet (looked for in
+    /// the standard library directories), so processes started later are seen from their first
+    /// call without waiting for discovery.
+    pub library_prefixes: &'static [&'static str],
+    pub hooks: &'static [Hook],
+}
+
+/// OpenSSL and ABI-compatible builds (libssl.so.*, node's statically linked copy).
+pub const OPENSSL: Family = Family {
+    name: "openssl",
+    marker: "SSL_write",
+    library_prefixes: &["libssl.so"],
+    hooks: &[
+        Hook {
+            symbol: "SSL_write",
+            entry: programs::SSL_WRITE_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: true,
+        },
+        Hook {
+            symbol: "SSL_read",
+            entry: programs::SSL_READ_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: true,
+        },
+        // The _ex pair exists since OpenSSL 1.1.1; python uses only these.
+        Hook {
+            symbol: "SSL_write_ex",
+            entry: programs::SSL_WRITE_EX_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: false,
+        },
+        Hook {
+            symbol: "SSL_read_ex",
+            entry: programs::SSL_READ_EX_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: false,
+        },
+    ],
+};
+
+/// Every family the agent knows.
+pub const FAMILIES: &[Family] = &[OPENSSL];
+
+/// Standard directories searched for libraries of [`Family::library_prefixes`].
+pub const LIBRARY_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+];
