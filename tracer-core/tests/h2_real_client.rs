@@ -168,6 +168,13 @@ fn check(name: &str, calls_before: usize, calls_after: usize, stream: bool) {
     }
     calls.extend(p.finish(last + 1));
     assert_eq!(calls.len(), calls_after, "{calls:#?}");
+    // What the parser could not know is counted in the pipeline's drops.
+    let drops = &p.stats().drops;
+    assert!(
+        drops.get("h2_header_field_unknown").copied().unwrap_or(0) > 0,
+        "{drops:?}"
+    );
+    assert_eq!(drops.get("h2_late_attach").copied(), Some(2), "{drops:?}");
     for c in &calls {
         assert!(c.quality.late_attach, "not flagged late");
         assert_eq!(c.http_version, "2");
