@@ -254,6 +254,7 @@ impl H2Connection {
         match step {
             Step::Frame { hdr, payload } => self.on_frame(from_client, ts, hdr, payload, out),
             Step::Lost { hdr } => {
+                self.check_interrupted(from_client, hdr.kind, hdr.stream_id, out);
                 self.drop_count("h2_frame_lost");
                 if matches!(
                     hdr.kind,
@@ -266,11 +267,15 @@ impl H2Connection {
                     }
                 }
             }
-            Step::Data { stream_id, data } => self.on_data(from_client, ts, stream_id, data, out),
+            Step::Data { stream_id, data } => {
+                self.check_interrupted(from_client, frames::DATA, stream_id, out);
+                self.on_data(from_client, ts, stream_id, data, out)
+            }
             Step::DataEnd {
                 stream_id,
                 end_stream,
             } => {
+                self.check_interrupted(from_client, frames::DATA, stream_id, out);
                 if end_stream {
                     self.on_end_stream(from_client, ts, stream_id, out);
                 }
@@ -313,6 +318,41 @@ impl H2Connection {
         side.hpack.reset_late();
     }
 
+    /// A header block must be continued by CONTINUATION frames of the same stream only; anything
+    /// else loses the block (and the table state): the stream goes on with an unknown head.
+    fn check_interrupted(
+        &mut self,
+        from_client: bool,
+        kind: u8,
+        stream_id: u32,
+        out: &mut Vec<ExchangeEvent>,
+    ) {
+        let Some(p) = self.side(from_client).pending.as_ref() else {
+            return;
+        };
+        if kind == frames::CONTINUATION && p.stream_id == stream_id {
+            return;
+        }
+        self.drop_count("h2_header_block_interrupted");
+        let lost = self.side(from_client).pending.take();
+        self.lose_header_state(from_client);
+        if let Some(p) = lost.filter(|p| !p.push) {
+            let flags = if p.end_stream {
+                frames::FLAG_END_STREAM
+            } else {
+                0
+            };
+            let lost_hdr = FrameHeader {
+                len: 0,
+                kind: frames::HEADERS,
+                flags,
+                stream_id: p.stream_id,
+                reserved: false,
+            };
+            self.on_lost_headers(from_client, p.ts_ns, lost_hdr, out);
+        }
+    }
+
     fn on_frame(
         &mut self,
         from_client: bool,
@@ -321,15 +361,7 @@ impl H2Connection {
         payload: &[u8],
         out: &mut Vec<ExchangeEvent>,
     ) {
-        // A header block must be continued by CONTINUATION frames of the same stream only.
-        if self.side(from_client).pending.is_some()
-            && (hdr.kind != frames::CONTINUATION
-                || self.side(from_client).pending.as_ref().map(|p| p.stream_id)
-                    != Some(hdr.stream_id))
-        {
-            self.drop_count("h2_header_block_interrupted");
-            self.lose_header_state(from_client);
-        }
+        self.check_interrupted(from_client, hdr.kind, hdr.stream_id, out);
         match hdr.kind {
             frames::HEADERS => {
                 let Some(frag) = frames::headers_fragment(&hdr, payload) else {

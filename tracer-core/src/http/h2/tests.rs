@@ -461,3 +461,45 @@ fn garbage_one_byte_at_a_time_stays_bounded() {
     let skipped = drops.get("h2_resync_skipped_bytes").copied().unwrap_or(0);
     assert!(skipped > 900 << 10, "skipped {skipped}");
 }
+
+#[test]
+fn interrupted_header_block_keeps_the_stream_with_an_unknown_head() {
+    // HEADERS without END_HEADERS, then a DATA frame instead of CONTINUATION (a protocol error
+    // a capture can also produce): the exchange still comes out, flagged, with its body.
+    let mut enc = loona_hpack::Encoder::new();
+    let mut client = frames::PREFACE.to_vec();
+    client.extend(frame(frames::SETTINGS, 0, 0, &[]));
+    let block = enc.encode([(&b":method"[..], &b"POST"[..]), (b":path", b"/v1/messages")]);
+    client.extend(frame(frames::HEADERS, 0, 1, &block));
+    client.extend(frame(
+        frames::DATA,
+        frames::FLAG_END_STREAM,
+        1,
+        b"{\"model\":\"m\"}",
+    ));
+    let mut c = H2Connection::new(H2Config::default());
+    let mut out = Vec::new();
+    c.feed(Direction::Write, 1, &client, &mut out);
+    c.close(2, EndReason::ConnectionClosed, &mut out);
+    match &out[0] {
+        ExchangeEvent::Request {
+            exchange: 1,
+            head,
+            body,
+            late_attach: true,
+            ..
+        } => {
+            assert_eq!((head.method.as_str(), head.target.as_str()), ("", ""));
+            assert_eq!(body.bytes, b"{\"model\":\"m\"}");
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    assert!(matches!(
+        out.last(),
+        Some(ExchangeEvent::ResponseEnd {
+            reason: EndReason::ConnectionClosed,
+            ..
+        })
+    ));
+    assert_eq!(c.drops().get("h2_header_block_interrupted"), Some(&1));
+}
