@@ -42,7 +42,7 @@ pub const MAX_MESSAGE: usize = 2048;
 // HTTP/1.1 and HTTP/2 connection parsers
 
 fn dir_of(i: usize) -> Direction {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Direction::Write
     } else {
         Direction::Read

@@ -81,6 +81,14 @@ impl ExchangeSink for Recognizers {
             r.drain_drops(&mut self.drops);
         }
     }
+
+    fn held_bytes(&self, origin: &Origin) -> usize {
+        let key = ConnKey {
+            pid: origin.pid,
+            conn: origin.conn,
+        };
+        self.by_conn.get(&key).map_or(0, Recognizer::buffered_bytes)
+    }
 }
 
 pub struct Pipeline {

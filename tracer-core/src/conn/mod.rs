@@ -70,6 +70,12 @@ pub trait ExchangeSink {
     fn closed(&mut self, origin: &Origin, ts_ns: u64) {
         let _ = (origin, ts_ns);
     }
+    /// Bytes the sink holds for the connection `origin` (e.g. a response body kept whole for
+    /// the LLM layer): counted in that connection's memory, so the caps bound them too.
+    fn held_bytes(&self, origin: &Origin) -> usize {
+        let _ = origin;
+        0
+    }
 }
 
 /// Collects `(origin, event)` pairs (tests, tools).
@@ -409,7 +415,7 @@ impl Tracker {
         let Some(conn) = self.conns.get_mut(&key) else {
             return;
         };
-        let now = conn.memory();
+        let now = conn.memory() + sink.held_bytes(&conn.origin);
         self.total = self.total - conn.accounted + now;
         conn.accounted = now;
         if now > self.cfg.max_conn_bytes {

@@ -142,6 +142,18 @@ impl BodyReader {
         s
     }
 
+    /// Bytes held for the body (a whole body kept for parsing, or the stream message being
+    /// assembled), for the tracker's memory caps.
+    pub fn buffered_bytes(&self) -> usize {
+        match &self.decoder {
+            Decoder::Whole { head, tail, .. } => head.len() + tail.len(),
+            Decoder::Sse(d) => d.buffered(),
+            Decoder::Ndjson(d) => d.buffered(),
+            Decoder::EventStream(d) => d.buffered(),
+            Decoder::JsonArray(d) => d.buffered(),
+        }
+    }
+
     /// One piece of the decoded body, read at `ts_ns`.
     pub fn push(&mut self, data: &[u8], ts_ns: u64, api: &mut dyn Api, acc: &mut Acc) {
         self.last_ts = ts_ns;

@@ -236,6 +236,16 @@ impl Recognizer {
         self.open.len()
     }
 
+    /// Bytes held for the open exchanges' response bodies (whole bodies kept for parsing, stream
+    /// messages being assembled), so that the tracker's memory caps cover them too.
+    pub fn buffered_bytes(&self) -> usize {
+        self.open
+            .values()
+            .filter_map(|x| x.reader.as_ref())
+            .map(BodyReader::buffered_bytes)
+            .sum()
+    }
+
     /// Feed one event of the connection `origin`; returns the calls it completed.
     pub fn on_event(&mut self, origin: &Origin, event: ExchangeEvent) -> Vec<LlmCall> {
         let mut done = Vec::new();
