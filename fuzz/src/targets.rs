@@ -20,6 +20,7 @@ use tracer_core::http::{
     ResponseHead,
 };
 use tracer_core::pipeline::{Pipeline, PipelineConfig};
+use tracer_core::redact;
 
 use crate::script::{Cut, Rng, Script};
 
@@ -89,6 +90,15 @@ fn run_parser(
     out
 }
 
+/// No secret header value gets past the parser.
+fn assert_redacted(headers: &Headers) {
+    for (name, value) in &headers.0 {
+        if redact::is_secret_header(name) {
+            assert_eq!(value, redact::REDACTED, "secret header {name} passed on");
+        }
+    }
+}
+
 /// Properties of a parser's event sequence.
 fn check_exchanges(events: &[ExchangeEvent], cfg: &HttpConfig) {
     #[derive(Default)]
@@ -102,11 +112,13 @@ fn check_exchanges(events: &[ExchangeEvent], cfg: &HttpConfig) {
         match e {
             ExchangeEvent::Request {
                 exchange,
+                head,
                 body,
                 start_ns,
                 end_ns,
                 ..
             } => {
+                assert_redacted(&head.headers);
                 assert!(
                     body.bytes.len() <= cfg.max_request_body,
                     "request body over its cap"
@@ -115,7 +127,8 @@ fn check_exchanges(events: &[ExchangeEvent], cfg: &HttpConfig) {
                 let x = xs.entry(*exchange).or_default();
                 x.requested = true;
             }
-            ExchangeEvent::ResponseHead { exchange, .. } => {
+            ExchangeEvent::ResponseHead { exchange, head, .. } => {
+                assert_redacted(&head.headers);
                 let x = xs.entry(*exchange).or_default();
                 assert!(!x.ended, "response head after the end of {exchange}");
             }

@@ -3,4 +3,5 @@ pub mod capture;
 pub mod cli;
 pub mod export;
 pub mod k8s;
+pub mod privilege;
 pub mod probe;
