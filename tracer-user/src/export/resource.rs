@@ -290,6 +290,8 @@ pub struct ProcessCache {
     procfs: ProcFs,
     entries: HashMap<u32, Arc<ProcessInfo>>,
     order: VecDeque<u32>,
+    /// Kubernetes pod metadata (`k8s.*` attributes), when running in a cluster.
+    pods: Option<crate::k8s::PodLookup>,
 }
 
 impl Default for ProcessCache {
@@ -304,7 +306,13 @@ impl ProcessCache {
             procfs,
             entries: HashMap::new(),
             order: VecDeque::new(),
+            pods: None,
         }
+    }
+
+    /// Adds the `k8s.*` attributes of each process's pod (from `crate::k8s::start`).
+    pub fn set_pod_lookup(&mut self, pods: crate::k8s::PodLookup) {
+        self.pods = Some(pods);
     }
 
     pub fn procfs(&self) -> &ProcFs {
@@ -332,11 +340,21 @@ impl ProcessCache {
                 Some(_) => {}
             }
         }
-        let info = Arc::new(
-            self.procfs
-                .read(origin)
-                .unwrap_or_else(|| ProcessInfo::from_origin(origin)),
-        );
+        let mut info = self
+            .procfs
+            .read(origin)
+            .unwrap_or_else(|| ProcessInfo::from_origin(origin));
+        if let Some(pods) = &self.pods {
+            let pod = fs::read_to_string(self.procfs.path(origin.pid, "cgroup"))
+                .ok()
+                .and_then(|cgroup| pods.lookup_now(&cgroup));
+            if let Some(pod) = pod {
+                let attrs = pod.attributes().into_iter();
+                info.attributes
+                    .extend(attrs.map(|(k, v)| (k.to_string(), v)));
+            }
+        }
+        let info = Arc::new(info);
         if self.entries.insert(origin.pid, info.clone()).is_none() {
             self.order.push_back(origin.pid);
         }
@@ -445,6 +463,55 @@ mod tests {
         fs::create_dir_all(d.join("sys/kernel")).unwrap();
         fs::write(d.join("sys/kernel/hostname"), "node-1\n").unwrap();
         d
+    }
+
+    #[test]
+    fn pod_metadata_joins_the_process_attributes() {
+        let dir = tempdir("podmeta");
+        fake_proc(
+            &dir,
+            77,
+            5,
+            b"OTEL_RESOURCE_ATTRIBUTES=team=search\0",
+            b"python3\0",
+        );
+        let mut cache = ProcessCache::new(ProcFs::at(&dir));
+        let id = "3f4b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
+        cache.set_pod_lookup(crate::k8s::PodLookup::fixed([(
+            id.to_string(),
+            crate::k8s::PodMeta {
+                pod_name: "chat-api-7d4b9c8f6d-x2k9p".into(),
+                pod_uid: "4c0f8d52-1b7a-4e63-9a0e-2f4d6b8c1a3e".into(),
+                namespace: "llm-apps".into(),
+                container_name: Some("api".into()),
+                deployment: Some("chat-api".into()),
+                ..Default::default()
+            },
+        )]));
+        let origin = Origin {
+            pid: 77,
+            tid: 77,
+            comm: "python3".into(),
+            conn: 1,
+        };
+        let info = cache.get(&origin);
+        let attrs: Vec<(&str, &str)> = info
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("team", "search"),
+                ("k8s.pod.name", "chat-api-7d4b9c8f6d-x2k9p"),
+                ("k8s.pod.uid", "4c0f8d52-1b7a-4e63-9a0e-2f4d6b8c1a3e"),
+                ("k8s.namespace.name", "llm-apps"),
+                ("k8s.container.name", "api"),
+                ("k8s.deployment.name", "chat-api"),
+            ]
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

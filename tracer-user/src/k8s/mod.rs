@@ -12,15 +12,15 @@
 //!   logs that pod metadata is unavailable.
 //! - Outside a cluster (no `KUBERNETES_SERVICE_HOST`) `--k8s auto` (the default) is simply off.
 //!
-//! The export layer calls [`start`] once and [`PodResolver::resolve_pid`] when it builds a
-//! process's resource; [`PodMeta::attributes`] gives the key/value pairs.
+//! The agent calls [`start`] once; the export layer's process cache asks the returned
+//! [`PodLookup`] when it reads a process; [`PodMeta::attributes`] gives the key/value pairs.
 
 mod cgroup;
 mod meta;
 #[cfg(feature = "k8s")]
 mod resolver;
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 pub use cgroup::{container_id_from_cgroup, pod_uid_from_cgroup};
 pub use meta::PodMeta;
@@ -97,11 +97,66 @@ fn in_cluster() -> bool {
     std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
 }
 
+/// The handle the export layer keeps: pod metadata of a process from its `/proc/PID/cgroup`
+/// text. The same type with or without the `k8s` feature, so callers need no `cfg`; without
+/// the feature [`start`] never returns one.
+#[derive(Clone)]
+pub struct PodLookup {
+    inner: LookupInner,
+}
+
+#[derive(Clone)]
+enum LookupInner {
+    #[cfg(feature = "k8s")]
+    Api(PodResolver),
+    /// Fixed answers by container id (tests of callers, without an API server).
+    Fixed(Arc<HashMap<String, Arc<PodMeta>>>),
+}
+
+impl PodLookup {
+    /// A lookup that answers from a fixed table (container id -> metadata).
+    pub fn fixed(table: impl IntoIterator<Item = (String, PodMeta)>) -> Self {
+        let table = table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        Self {
+            inner: LookupInner::Fixed(Arc::new(table)),
+        }
+    }
+
+    /// The pod metadata known now for the process with this `/proc/PID/cgroup` text (no wait,
+    /// no API call: the index is kept current by a watch).
+    pub fn lookup_now(&self, cgroup_file_text: &str) -> Option<Arc<PodMeta>> {
+        match &self.inner {
+            #[cfg(feature = "k8s")]
+            LookupInner::Api(r) => r.resolve_cgroup_now(cgroup_file_text),
+            LookupInner::Fixed(t) => t.get(&container_id_from_cgroup(cgroup_file_text)?).cloned(),
+        }
+    }
+
+    /// The watch-backed resolver, for callers that can wait for a just-started container.
+    #[cfg(feature = "k8s")]
+    pub fn resolver(&self) -> Option<&PodResolver> {
+        match &self.inner {
+            LookupInner::Api(r) => Some(r),
+            LookupInner::Fixed(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for PodLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.inner {
+            #[cfg(feature = "k8s")]
+            LookupInner::Api(_) => "PodLookup(api)",
+            LookupInner::Fixed(_) => "PodLookup(fixed)",
+        })
+    }
+}
+
 /// Starts the pod metadata lookup as configured: `Ok(None)` when it is off (`--k8s off`, or
 /// `auto` outside a cluster). In `auto` mode a setup problem is logged and the agent runs
 /// without pod metadata; with `--k8s on` it is an error. Must run inside a tokio runtime.
 #[cfg(feature = "k8s")]
-pub async fn start(args: &K8sArgs) -> Result<Option<PodResolver>, K8sError> {
+pub async fn start(args: &K8sArgs) -> Result<Option<PodLookup>, K8sError> {
     if !args.wanted(in_cluster()) {
         return Ok(None);
     }
@@ -112,7 +167,9 @@ pub async fn start(args: &K8sArgs) -> Result<Option<PodResolver>, K8sError> {
         Ok(PodResolver::start(client, node, args.lookup_timeout()))
     };
     match attempt.await {
-        Ok(resolver) => Ok(Some(resolver)),
+        Ok(resolver) => Ok(Some(PodLookup {
+            inner: LookupInner::Api(resolver),
+        })),
         Err(e) if args.mode == K8sMode::Auto => {
             tracing::warn!(error = %e, "running without Kubernetes pod metadata");
             Ok(None)
@@ -123,7 +180,7 @@ pub async fn start(args: &K8sArgs) -> Result<Option<PodResolver>, K8sError> {
 
 /// Without the `k8s` feature there is no resolver; see the module docs.
 #[cfg(not(feature = "k8s"))]
-pub async fn start(args: &K8sArgs) -> Result<Option<std::convert::Infallible>, K8sError> {
+pub async fn start(args: &K8sArgs) -> Result<Option<PodLookup>, K8sError> {
     if !args.wanted(in_cluster()) {
         return Ok(None);
     }
@@ -146,6 +203,20 @@ mod tests {
         assert!(!a.wanted(true));
         a.mode = K8sMode::On;
         assert!(a.wanted(false));
+    }
+
+    #[test]
+    fn fixed_lookup_answers_by_the_cgroups_container_id() {
+        let id = "a".repeat(64);
+        let meta = PodMeta {
+            pod_name: "p".into(),
+            ..PodMeta::default()
+        };
+        let lookup = PodLookup::fixed([(id.clone(), meta)]);
+        let text =
+            format!("0::/kubepods/besteffort/pod0b9e6a2c-57d4-4f18-8e3b-6a1d9c2f4e70/{id}\n");
+        assert_eq!(lookup.lookup_now(&text).unwrap().pod_name, "p");
+        assert!(lookup.lookup_now("0::/user.slice\n").is_none());
     }
 
     #[test]
