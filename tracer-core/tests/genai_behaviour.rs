@@ -405,3 +405,43 @@ fn drops_are_drained_by_reason() {
     r.drain_drops(&mut again);
     assert!(again.is_empty(), "drained counters are reset");
 }
+
+/// HTTP/2 attached late: method, path and authority unknown ("" / None); the body still says
+/// what the call is.
+fn unknown_head(f: &mut Fixture) {
+    f.request.method = String::new();
+    f.request.target = String::new();
+    f.request.authority = None;
+}
+
+#[test]
+fn unknown_method_and_path_recognised_by_body_shape() {
+    let mut f = fixture("openai_chat_stream_usage");
+    unknown_head(&mut f);
+    let mut r = Recognizer::new(RecognizerConfig::default());
+    let calls = feed(&mut r, f.events(1, &[], EndReason::Complete));
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!(c.provider, "openai_compatible");
+    assert_eq!(c.request.model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(c.usage.output_tokens, Some(12));
+    assert_eq!(c.server_address, None);
+
+    let mut g = fixture("gemini_stream_json_array");
+    unknown_head(&mut g);
+    let calls = feed(&mut r, g.events(2, &[], EndReason::Complete));
+    let c = &calls[0];
+    assert_eq!(c.provider, "gcp.gen_ai");
+    assert_eq!(c.request.model, None);
+    assert_eq!(
+        c.response.model.as_deref(),
+        Some("gemini-2.5-flash-preview-05-20")
+    );
+    assert_eq!(c.usage.output_tokens, Some(230));
+    assert_eq!(c.response.finish_reasons, vec!["stop".to_string()]);
+
+    // a body of no recognisable shape (an embeddings request) on an unknown path: unclaimed
+    let mut h = fixture("ollama_embed");
+    unknown_head(&mut h);
+    assert!(feed(&mut r, h.events(3, &[], EndReason::Complete)).is_empty());
+}

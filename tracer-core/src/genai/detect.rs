@@ -39,14 +39,20 @@ const KNOWN_PATHS: &[&str] = &[
 /// Only `POST` requests with a JSON object body, on a known path or with a chat-shaped body
 /// (the body-shape fallback), are worth a JSON parse: other traffic is dropped cheaply.
 pub fn worth_parsing(head: &RequestHead, body: &[u8]) -> bool {
-    head.method.eq_ignore_ascii_case("POST")
+    maybe_post(&head.method)
         && body.trim_ascii_start().first() == Some(&b'{')
         && (KNOWN_PATHS.iter().any(|p| head.target.contains(p))
-            || super::common::find(body, b"\"messages\"").is_some())
+            || super::common::find(body, b"\"messages\"").is_some()
+            || super::common::find(body, b"\"contents\"").is_some())
+}
+
+/// `POST`, or unknown (HTTP/2 attached late reports an unknown `:method` as "").
+fn maybe_post(method: &str) -> bool {
+    method.is_empty() || method.eq_ignore_ascii_case("POST")
 }
 
 pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {
-    if !req.method.eq_ignore_ascii_case("POST") {
+    if !maybe_post(req.method) {
         return None;
     }
     bedrock::detect(req)
@@ -59,7 +65,8 @@ pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {
         .or_else(|| body_shape(req))
 }
 
-/// Custom paths (gateways, proxies): recognise the wire format from the body alone, strictly.
+/// Custom paths (gateways, proxies) and unknown paths (HTTP/2 attached late): recognise the wire
+/// format from the body alone, strictly.
 fn body_shape(req: &RequestCtx<'_>) -> Option<Detected> {
     let body = req.body?;
     let model = body.get("model").and_then(|m| m.as_str()).is_some();
@@ -75,6 +82,13 @@ fn body_shape(req: &RequestCtx<'_>) -> Option<Detected> {
     }
     if model && messages {
         return openai::detect_kind(req, openai::Kind::Chat);
+    }
+    let contents = body
+        .get("contents")
+        .and_then(|c| c.as_array())
+        .is_some_and(|a| a.first().is_some_and(|c| c.get("parts").is_some()));
+    if contents {
+        return gemini::detect_body_only(req);
     }
     None
 }

@@ -53,16 +53,31 @@ pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {
         operation,
         api_type: None,
         api: Box::new(Gemini {
-            model,
+            model: Some(model),
             stream,
             embeddings: operation == "embeddings",
         }),
     })
 }
 
+/// A Gemini-shaped body (`contents` with `parts`) on an unknown path: the model (only ever in
+/// the URL) stays unknown, and the provider is the generic Google one.
+pub fn detect_body_only(_req: &RequestCtx<'_>) -> Option<Detected> {
+    Some(Detected {
+        provider: "gcp.gen_ai".into(),
+        operation: "generate_content",
+        api_type: None,
+        api: Box::new(Gemini {
+            model: None,
+            stream: false,
+            embeddings: false,
+        }),
+    })
+}
+
 #[derive(Debug)]
 pub struct Gemini {
-    model: String,
+    model: Option<String>,
     stream: bool,
     embeddings: bool,
 }
@@ -75,9 +90,9 @@ fn either<'v>(v: &'v Value, camel: &str, snake: &str) -> Option<&'v Value> {
 impl Api for Gemini {
     fn request(&mut self, req: &RequestCtx<'_>, acc: &mut Acc) {
         let r = &mut acc.call.request;
-        r.model = Some(self.model.clone());
-        if !self.embeddings {
-            r.stream = Some(self.stream);
+        r.model = self.model.clone();
+        if !self.embeddings && self.model.is_some() {
+            r.stream = Some(self.stream); // the method in the URL says it
         }
         let Some(b) = req.body else { return };
         if let Some(g) = either(b, "generationConfig", "generation_config") {
@@ -121,7 +136,15 @@ impl Api for Gemini {
     }
 
     fn whole(&mut self, v: &Value, acc: &mut Acc) {
-        response(v, acc);
+        match v {
+            // a streamed JSON array read whole (the method was not known)
+            Value::Array(items) => items.iter().for_each(|i| {
+                response(i, acc);
+            }),
+            _ => {
+                response(v, acc);
+            }
+        }
     }
 }
 
