@@ -44,6 +44,29 @@ enum Phase<B> {
     Dead,
 }
 
+/// An absolute-form target (`https://host/path?q`, as sent to proxies) as origin-form
+/// (`/path?q`) and its authority (without userinfo); other targets unchanged.
+fn origin_form(target: &str) -> (String, Option<String>) {
+    let Some(rest) = target
+        .strip_prefix("https://")
+        .or_else(|| target.strip_prefix("http://"))
+    else {
+        return (target.to_string(), None);
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = &rest[end..];
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    (path, Some(authority.to_string()))
+}
+
 /// A request whose head was parsed, waiting for (or receiving) its response.
 struct Pending {
     exchange: u64,
@@ -352,11 +375,11 @@ impl H1Connection {
         let parsed = match req.parse(&self.req_head.buf) {
             Ok(httparse::Status::Complete(_)) => {
                 let headers = convert_headers(req.headers);
-                let target = redact::redact_target(req.path.unwrap_or(""));
+                let (target, url_authority) = origin_form(req.path.unwrap_or(""));
                 Some(RequestHead {
                     method: req.method.unwrap_or("").to_string(),
-                    authority: headers.get("host").map(str::to_string),
-                    target,
+                    authority: headers.get("host").map(str::to_string).or(url_authority),
+                    target: redact::redact_target(&target),
                     version: if req.version == Some(0) { "1.0" } else { "1.1" }.to_string(),
                     headers,
                 })
@@ -749,5 +772,28 @@ impl H1Connection {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_form;
+
+    #[test]
+    fn absolute_targets_become_origin_form() {
+        assert_eq!(origin_form("/v1/x?a=1"), ("/v1/x?a=1".into(), None));
+        assert_eq!(origin_form("*"), ("*".into(), None));
+        assert_eq!(
+            origin_form("https://api.openai.com/v1/chat/completions"),
+            ("/v1/chat/completions".into(), Some("api.openai.com".into()))
+        );
+        assert_eq!(
+            origin_form("http://user:pw@proxy.invalid:8080?k=v"),
+            ("/?k=v".into(), Some("proxy.invalid:8080".into()))
+        );
+        assert_eq!(
+            origin_form("https://h.invalid"),
+            ("/".into(), Some("h.invalid".into()))
+        );
     }
 }
