@@ -131,8 +131,13 @@ fn agent_resource(host_name: Option<String>) -> Resource {
 }
 
 /// Build the configured outputs. Must run inside a tokio runtime (the Prometheus endpoint and
-/// OTLP/gRPC use it).
-pub async fn setup(args: &ExportArgs, health: Arc<Health>) -> anyhow::Result<ExportSetup> {
+/// OTLP/gRPC use it). `pods` (from `k8s::start`) adds `k8s.*` attributes to each process's
+/// resource.
+pub async fn setup(
+    args: &ExportArgs,
+    health: Arc<Health>,
+    pods: Option<crate::k8s::PodLookup>,
+) -> anyhow::Result<ExportSetup> {
     let prices = load_prices(args.prices.as_deref())?;
     let procfs = ProcFs::default();
     let host_name = procfs.host_name();
@@ -201,13 +206,11 @@ pub async fn setup(args: &ExportArgs, health: Arc<Health>) -> anyhow::Result<Exp
         meter_provider = Some(mp);
     }
 
-    let exporter = Exporter::new(
-        sinks,
-        ProcessCache::new(procfs),
-        prices,
-        WallClock::live(),
-        health,
-    );
+    let mut processes = ProcessCache::new(procfs);
+    if let Some(pods) = pods {
+        processes.set_pod_lookup(pods);
+    }
+    let exporter = Exporter::new(sinks, processes, prices, WallClock::live(), health);
     Ok(ExportSetup {
         exporter,
         meter_provider,
@@ -422,7 +425,7 @@ usage unknown (no cost): 1 call
         };
         validate(&args).unwrap();
         let health = Health::new();
-        let mut setup = setup(&args, health.clone()).await.unwrap();
+        let mut setup = setup(&args, health.clone(), None).await.unwrap();
         let prom = setup.prometheus_addr().unwrap();
         let mut call = openai_stream();
         call.origin.pid = std::process::id();

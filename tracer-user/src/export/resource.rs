@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracer_core::call::Origin;
@@ -19,6 +20,8 @@ const ENVIRON_CAP: u64 = 512 * 1024;
 const CMDLINE_CAP: u64 = 64 * 1024;
 /// Processes remembered at most.
 const CACHE_CAP: usize = 8192;
+/// How often a cached pid is checked for reuse.
+const REVALIDATE: Duration = Duration::from_secs(1);
 
 /// The identity of a traced process, as exported (`process.*`, `service.name`, `container.id`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -139,7 +142,7 @@ impl ProcFs {
             .and_then(user_name);
         let container_id = fs::read_to_string(self.path(pid, "cgroup"))
             .ok()
-            .and_then(|s| container_id_from_cgroup(&s));
+            .and_then(|s| crate::k8s::container_id_from_cgroup(&s));
         let env = self
             .read_capped(&self.path(pid, "environ"), ENVIRON_CAP)
             .map(|raw| OtelEnv::from_environ(&raw))
@@ -263,33 +266,14 @@ fn user_name(uid: u32) -> Option<String> {
     Some(uid.to_string())
 }
 
-/// The container id in a `/proc/PID/cgroup` file: the last 64-hex-digit path component, with
-/// the runtime's decorations removed (`docker-<id>.scope`, `cri-containerd-<id>.scope`,
-/// `crio-<id>.scope`, `libpod-<id>.scope`, plain `<id>` with cgroupfs drivers).
-pub fn container_id_from_cgroup(text: &str) -> Option<String> {
-    let mut found = None;
-    for line in text.lines() {
-        // hierarchy-ID:controllers:path
-        let Some(path) = line.splitn(3, ':').nth(2) else {
-            continue;
-        };
-        for part in path.split('/') {
-            let part = part.strip_suffix(".scope").unwrap_or(part);
-            let id = part.rsplit(['-', ':']).next().unwrap_or(part);
-            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                found = Some(id.to_ascii_lowercase());
-            }
-        }
-    }
-    found
-}
-
 /// Process facts cached per pid.
 #[derive(Debug)]
 pub struct ProcessCache {
     procfs: ProcFs,
-    entries: HashMap<u32, Arc<ProcessInfo>>,
+    /// pid -> facts, and when the pid was last checked for reuse.
+    entries: HashMap<u32, (Arc<ProcessInfo>, Instant)>,
     order: VecDeque<u32>,
+    revalidate: Duration,
     /// Kubernetes pod metadata (`k8s.*` attributes), when running in a cluster.
     pods: Option<crate::k8s::PodLookup>,
 }
@@ -306,8 +290,16 @@ impl ProcessCache {
             procfs,
             entries: HashMap::new(),
             order: VecDeque::new(),
+            revalidate: REVALIDATE,
             pods: None,
         }
+    }
+
+    /// How often a cached pid is checked for reuse by a new process (default 1 s; a stat read
+    /// per call would cost more than the rest of the export edge).
+    pub fn with_revalidate_interval(mut self, every: Duration) -> Self {
+        self.revalidate = every;
+        self
     }
 
     /// Adds the `k8s.*` attributes of each process's pod (from `crate::k8s::start`).
@@ -331,10 +323,16 @@ impl ProcessCache {
     /// The process behind `origin`: cached, re-read when the pid was reused, or as much as the
     /// capture tells when the process is gone and was never read.
     pub fn get(&mut self, origin: &Origin) -> Arc<ProcessInfo> {
-        if let Some(info) = self.entries.get(&origin.pid) {
+        if let Some((info, checked)) = self.entries.get_mut(&origin.pid) {
+            if checked.elapsed() < self.revalidate {
+                return info.clone();
+            }
             match self.procfs.start_ticks(origin.pid) {
                 // Still the same process, or gone: the cached facts are the best we have.
-                Some(t) if Some(t) == info.start_ticks => return info.clone(),
+                Some(t) if Some(t) == info.start_ticks => {
+                    *checked = Instant::now();
+                    return info.clone();
+                }
                 None => return info.clone(),
                 // A new process reused the pid.
                 Some(_) => {}
@@ -355,7 +353,11 @@ impl ProcessCache {
             }
         }
         let info = Arc::new(info);
-        if self.entries.insert(origin.pid, info.clone()).is_none() {
+        if self
+            .entries
+            .insert(origin.pid, (info.clone(), Instant::now()))
+            .is_none()
+        {
             self.order.push_back(origin.pid);
         }
         while self.entries.len() > CACHE_CAP {
@@ -408,26 +410,6 @@ mod tests {
             ]
         );
         assert!(parse_resource_attributes("").is_empty());
-    }
-
-    #[test]
-    fn container_ids_from_every_driver() {
-        let id = "3f4b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
-        for text in [
-            format!("0::/system.slice/docker-{id}.scope\n"),
-            format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1_2.slice/cri-containerd-{id}.scope\n"),
-            format!("0::/kubepods/besteffort/pod0b1c/{id}\n"),
-            format!("12:memory:/docker/{id}\n11:cpu:/docker/{id}\n"),
-            format!("0::/machine.slice/libpod-{id}.scope/container\n"),
-            format!("0::/kubepods.slice/crio-{id}.scope\n"),
-        ] {
-            assert_eq!(container_id_from_cgroup(&text).as_deref(), Some(id), "{text}");
-        }
-        assert_eq!(
-            container_id_from_cgroup("0::/user.slice/session-3.scope\n"),
-            None
-        );
-        assert_eq!(container_id_from_cgroup("garbage"), None);
     }
 
     #[test]
@@ -587,7 +569,8 @@ mod tests {
     fn cache_keeps_exited_processes_and_notices_pid_reuse() {
         let dir = tempdir("proccache");
         fake_proc(&dir, 9, 100, b"OTEL_SERVICE_NAME=first\0", b"a\0");
-        let mut cache = ProcessCache::new(ProcFs::at(&dir));
+        let mut cache =
+            ProcessCache::new(ProcFs::at(&dir)).with_revalidate_interval(Duration::ZERO);
         let origin = Origin {
             pid: 9,
             tid: 9,
