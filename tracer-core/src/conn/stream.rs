@@ -119,7 +119,7 @@ impl DirStream {
         drops: &mut DropCounts,
     ) {
         let next = self.next.unwrap_or(offset);
-        let end = offset + data.len() as u64;
+        let end = offset.saturating_add(data.len() as u64);
         if end <= next {
             if !data.is_empty() {
                 count_drop(drops, "conn_stale_record");
