@@ -4,7 +4,8 @@
   start-up (open a library through /proc/PID/root, BPF ring buffer, uprobe program, uprobe perf
   event, attach, BTF) inside a FROM-scratch container with --pid=host, a read-only root and
   exactly the chart's capabilities and seccomp choice; then with each capability taken away.
-- The agent image (deploy/image/build.sh) is built without any registry and run the same way.
+- The agent image (deploy/image/build.sh) is built without any registry and run the same way,
+  and must report an OpenAI-shaped call that a host process (curl) makes over TLS.
 
 Needs root and podman (`apt-get install podman runc`); without them every test here is skipped
 with a reason saying so (never counted as passed).
@@ -12,12 +13,15 @@ with a reason saying so (never counted as passed).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -179,20 +183,73 @@ def test_image_has_the_binary_and_no_shell(agent_image):
 def test_agent_runs_in_the_image_with_the_chart_privileges(agent_image):
     caps, opts = chart_privileges()
     cap_args = ["--cap-add", ",".join(f"CAP_{c}" for c in caps)]
-    help_run = subprocess.run(
-        podman_run(*opts, *cap_args, agent_image, "--help"),
-        capture_output=True, text=True, timeout=120,
-    )
-    # The binary and every library it links load inside the scratch image.
-    assert "error while loading shared libraries" not in help_run.stderr
-    assert help_run.returncode == 0, help_run.stderr
-    if "run" not in help_run.stdout:
-        pytest.skip(
-            "NOT RUN: this llm-tracer has no `run` command yet (capture layer not landed); "
-            "only the image's loading of the binary was checked"
-        )
-    version = subprocess.run(
+    r = subprocess.run(
         podman_run(*opts, *cap_args, agent_image, "--version"),
         capture_output=True, text=True, timeout=120,
     )
-    assert version.returncode == 0 and "0.1.0" in version.stdout, version
+    # The binary and every library it links load inside the scratch image.
+    assert "error while loading shared libraries" not in r.stderr
+    assert r.returncode == 0 and r.stdout.strip() == "llm-tracer 0.1.0", r
+
+
+@pytest.fixture
+def fake_llm_server(tmp_path):
+    """tests/fakes/llm_server.py on the host (a python process: it maps libssl, so the agent
+    finds the library at start-up through /proc/PID/root)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+         "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True,
+    )
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakes" / "llm_server.py"),
+         "--cert", cert, "--key", key],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening "), line
+        yield int(line.split()[1])
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_agent_in_the_image_traces_a_host_process_llm_call(agent_image, fake_llm_server):
+    """The DaemonSet's setup on one machine: the image, --pid=host, read-only root, exactly the
+    chart's capabilities; a host process (curl) makes an OpenAI-shaped call over TLS."""
+    caps, opts = chart_privileges()
+    name = f"llm-tracer-image-test-{os.getpid()}"
+    cmd = podman_run(*opts, "--cap-add", ",".join(f"CAP_{c}" for c in caps), "-d", "--name", name,
+                     agent_image, "run")
+    # `podman run -d`: `--rm` still removes it once stopped.
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+    def logs() -> str:
+        r = subprocess.run([PODMAN, "logs", name], capture_output=True, text=True)
+        return r.stdout + r.stderr
+
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in logs():
+            assert time.monotonic() < deadline, logs()
+            time.sleep(0.5)
+        body = json.dumps({
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "say hello to the image test"}],
+        })
+        subprocess.run(
+            ["curl", "-sk", "--fail", f"https://127.0.0.1:{fake_llm_server}/v1/chat/completions",
+             "-H", "content-type: application/json",
+             "-H", "authorization: Bearer test-key-not-a-real-one", "-d", body],
+            check=True, capture_output=True, timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        while not any("gpt-4o-mini" in l and "curl" in l for l in logs().splitlines()):
+            assert time.monotonic() < deadline, "no call reported:\n" + logs()
+            time.sleep(0.5)
+        assert "test-key-not-a-real-one" not in logs()
+    finally:
+        subprocess.run([PODMAN, "stop", "-t", "5", name], capture_output=True)
+        subprocess.run([PODMAN, "rm", "-f", name], capture_output=True)
