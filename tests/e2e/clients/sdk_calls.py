@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Makes real LLM SDK calls (the official `openai` and `anthropic` packages) against a base URL.
 
-Usage: sdk_calls.py BASE_URL CA_FILE SCENARIO [SCENARIO...]
+Usage: sdk_calls.py BASE_URL|PORT CA_FILE SCENARIO [SCENARIO...]
+With a bare PORT the clients use the real hosts (https://api.openai.com:PORT/v1,
+https://api.anthropic.com:PORT), resolved to 127.0.0.1 inside this process only.
 Scenarios: openai-chat, openai-chat-stream, openai-chat-stream-nousage, openai-responses,
 openai-responses-stream, openai-embeddings, openai-error, anthropic, anthropic-stream, traced
 (openai-chat with a W3C traceparent header). Prints one JSON line per scenario with what the SDK
@@ -12,6 +14,7 @@ The API keys are canaries: a test greps every tracer output for them.
 
 import json
 import os
+import socket
 import sys
 
 import warnings
@@ -27,11 +30,28 @@ MESSAGES = [{"role": "system", "content": "be brief"},
             {"role": "user", "content": "say hello to the tracer please"}]
 
 
+def resolve_to_loopback(names):
+    """Makes this process resolve `names` (e.g. api.openai.com) to 127.0.0.1, so the SDK talks to
+    the local fake server with the real provider host in its URL, Host header and TLS SNI."""
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        return real("127.0.0.1" if host in names else host, *args, **kwargs)
+
+    socket.getaddrinfo = fake
+
+
 def main():
     base, ca, scenarios = sys.argv[1], sys.argv[2], sys.argv[3:]
-    oa = openai.OpenAI(base_url=base + "/v1", api_key=CANARY_OPENAI, max_retries=0,
+    # BASE may be "https://127.0.0.1:PORT" or "PORT" (then the real provider hosts are used).
+    if base.isdigit():
+        resolve_to_loopback({"api.openai.com", "api.anthropic.com"})
+        oa_base, an_base = "https://api.openai.com:%s/v1" % base, "https://api.anthropic.com:%s" % base
+    else:
+        oa_base, an_base = base + "/v1", base
+    oa = openai.OpenAI(base_url=oa_base, api_key=CANARY_OPENAI, max_retries=0,
                        http_client=openai.DefaultHttpxClient(verify=ca))
-    an = anthropic.Anthropic(base_url=base, api_key=CANARY_ANTHROPIC, max_retries=0,
+    an = anthropic.Anthropic(base_url=an_base, api_key=CANARY_ANTHROPIC, max_retries=0,
                              http_client=anthropic.DefaultHttpxClient(verify=ca))
     for sc in scenarios:
         out = {"scenario": sc, "pid": os.getpid()}
