@@ -16,6 +16,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Replay(args)) => replay::replay(args),
+        Some(Command::Spend(args)) => tracer_user::export::cli::run_spend(
+            &args,
+            std::time::SystemTime::now(),
+            &mut std::io::stdout().lock(),
+        ),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

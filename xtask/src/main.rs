@@ -3,6 +3,7 @@
 //!
 //! Every install step lives here (never by hand), so a fresh machine and CI get the same set-up.
 
+mod demo;
 mod setup;
 mod test;
 mod util;
@@ -33,6 +34,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Show the tracer at work on a machine with no internet: a local LLM endpoint, real
+    /// curl / python3 / node calls, and the tracer's console.
+    Demo,
     /// Set up, then run every test: `cargo test`, then the end-to-end suites (root) with pytest.
     Test(test::TestArgs),
 }
@@ -53,6 +57,7 @@ fn main() -> Result<()> {
             util::build_release()?;
             util::exec_tracer(&args)
         }
+        Command::Demo => demo::run(),
         Command::Test(args) => test::run(args),
     }
 }

@@ -27,6 +27,8 @@ pub enum Command {
     Record(record::RecordArgs),
     /// Feed a recording through the pipeline, as if it were live.
     Replay(replay::ReplayArgs),
+    /// Calls, tokens and cost per process, model or provider, from a `--jsonl` file.
+    Spend(crate::export::cli::SpendArgs),
 }
 
 /// Options of the kernel capture, shared by `run` and `record`.

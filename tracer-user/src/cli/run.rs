@@ -6,22 +6,33 @@ use anyhow::Result;
 use clap::Args;
 use tracer_core::{
     call::LlmCall,
-    pipeline::{Pipeline, PipelineConfig},
+    event::TlsEvent,
+    pipeline::{Pipeline, PipelineConfig, PipelineStats},
 };
 use tracing::{info, warn};
 
 use super::{ready_line, shutdown_signal, CaptureArgs};
 use crate::capture::live::{monotonic_ns, LiveCapture};
+use crate::export::{
+    cli::{ExportArgs, ExportSetup},
+    Health,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub export: ExportArgs,
 }
 
-/// What happens to each recognised call (console now; export sinks plug in here).
+/// What happens to each recognised call, and what the run loop reports on the way.
 pub trait CallHandler {
     fn on_call(&mut self, call: LlmCall);
+    /// Every captured record, before the pipeline sees it (process identity is read early).
+    fn on_event(&mut self, _event: &TlsEvent) {}
+    /// Once a second: the counters of the pipeline and the capture.
+    fn on_tick(&mut self, _pipeline: &PipelineStats, _source: &LiveCapture) {}
     fn flush(&mut self) {}
 }
 
@@ -35,13 +46,47 @@ impl CallHandler for PrintCalls {
     }
 }
 
+/// The export sinks (console, JSONL, OTLP, Prometheus) as the run loop's call handler.
+pub struct ExportCalls {
+    setup: ExportSetup,
+}
+
+impl CallHandler for ExportCalls {
+    fn on_call(&mut self, call: LlmCall) {
+        self.setup.exporter.export(&call);
+    }
+
+    fn on_event(&mut self, event: &TlsEvent) {
+        self.setup.exporter.observe_event(event);
+    }
+
+    fn on_tick(&mut self, pipeline: &PipelineStats, source: &LiveCapture) {
+        let health = self.setup.exporter.health();
+        health.set_pipeline(pipeline);
+        let k = source.kernel_stats();
+        health.set_lost_records(k.ringbuf_lost);
+        health.set_attached_targets(source.targets().len() as u64);
+    }
+
+    fn flush(&mut self) {
+        self.setup.flush();
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
+    crate::export::cli::validate(&args.export)?;
+    let health = Health::new();
+    let setup = crate::export::cli::setup(&args.export, health.clone()).await?;
     let mut source = LiveCapture::start(args.capture.live_options())?;
+    health.set_attached_targets(source.targets().len() as u64);
+    health.set_ready(true);
     println!("{}", ready_line(&source.targets()));
     let mut pipeline = Pipeline::new(PipelineConfig::default());
-    let mut handler = PrintCalls;
-    drive(&mut source, &mut pipeline, &mut handler).await?;
-    Ok(())
+    let mut handler = ExportCalls { setup };
+    let result = drive(&mut source, &mut pipeline, &mut handler).await;
+    // Flush and stop the outputs even when the loop failed: calls already made are not lost.
+    handler.setup.close().await;
+    result
 }
 
 /// The main loop: records from the source into the pipeline, calls to the handler; time
@@ -62,6 +107,7 @@ pub async fn drive(
             r = source.next_batch(&mut batch) => {
                 r?;
                 for event in batch.drain(..) {
+                    handler.on_event(&event);
                     for call in pipeline.feed(event) {
                         handler.on_call(call);
                     }
@@ -72,6 +118,7 @@ pub async fn drive(
                     handler.on_call(call);
                 }
                 lost_reported = report_loss(source, lost_reported);
+                handler.on_tick(pipeline.stats(), source);
             }
         }
     }
