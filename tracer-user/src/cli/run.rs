@@ -24,6 +24,8 @@ pub struct RunArgs {
     pub capture: CaptureArgs,
     #[command(flatten)]
     pub export: ExportArgs,
+    #[command(flatten)]
+    pub k8s: crate::k8s::K8sArgs,
 }
 
 /// What happens to each recognised call, and what the run loop reports on the way.
@@ -76,7 +78,8 @@ impl CallHandler for ExportCalls {
 pub async fn run(args: RunArgs) -> Result<()> {
     crate::export::cli::validate(&args.export)?;
     let health = Health::new();
-    let setup = crate::export::cli::setup(&args.export, health.clone()).await?;
+    let pods = crate::k8s::start(&args.k8s).await?;
+    let setup = crate::export::cli::setup(&args.export, health.clone(), pods).await?;
     let mut source = LiveCapture::start(args.capture.live_options())?;
     health.set_attached_targets(source.targets().len() as u64);
     health.set_ready(true);
