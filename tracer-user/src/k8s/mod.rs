@@ -132,6 +132,26 @@ impl PodLookup {
         }
     }
 
+    /// Starts watching the pods of `node_name` and waits (at most 10 s) for their first list,
+    /// so that lookups made right after start-up find them.
+    #[cfg(feature = "k8s")]
+    pub async fn start_with(
+        client: kube::Client,
+        node_name: &str,
+        lookup_timeout: Duration,
+    ) -> Self {
+        let resolver = PodResolver::start(client, node_name, lookup_timeout);
+        if !resolver.wait_synced(Duration::from_secs(10)).await {
+            tracing::warn!(
+                node_name,
+                "no pod list from the API server yet; pod metadata will follow"
+            );
+        }
+        Self {
+            inner: LookupInner::Api(resolver),
+        }
+    }
+
     /// The watch-backed resolver, for callers that can wait for a just-started container.
     #[cfg(feature = "k8s")]
     pub fn resolver(&self) -> Option<&PodResolver> {
@@ -164,12 +184,10 @@ pub async fn start(args: &K8sArgs) -> Result<Option<PodLookup>, K8sError> {
         let node = args.node_name.as_deref().ok_or(K8sError::NoNodeName)?;
         let client = kube::Client::try_default().await?;
         tracing::info!(node, "watching this node's pods for pod metadata");
-        Ok(PodResolver::start(client, node, args.lookup_timeout()))
+        Ok(PodLookup::start_with(client, node, args.lookup_timeout()).await)
     };
     match attempt.await {
-        Ok(resolver) => Ok(Some(PodLookup {
-            inner: LookupInner::Api(resolver),
-        })),
+        Ok(lookup) => Ok(Some(lookup)),
         Err(e) if args.mode == K8sMode::Auto => {
             tracing::warn!(error = %e, "running without Kubernetes pod metadata");
             Ok(None)

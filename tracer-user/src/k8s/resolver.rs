@@ -114,6 +114,23 @@ impl PodResolver {
         resolver
     }
 
+    /// Waits until the first list of the node's pods is in the index (or `timeout` passes);
+    /// true when it is. Callers that look up without waiting call this once at start-up, so
+    /// processes seen in the first second still get their pod.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut version = self.version.clone();
+        loop {
+            if self.index.read().unwrap_or_else(|p| p.into_inner()).synced {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, version.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+    }
+
     pub fn stats(&self) -> &ResolverStats {
         &self.stats
     }
@@ -502,6 +519,23 @@ mod tests {
         assert!(watch.contains("resourceVersion=48213"), "{watch}");
         assert_eq!(r.stats().watch_events.load(Ordering::Relaxed), 9);
         assert_eq!(r.stats().watch_errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn lookup_handle_is_usable_at_once_after_start() {
+        let (client, _release, _uris) = fake_api_server();
+        let lookup =
+            crate::k8s::PodLookup::start_with(client, "node-a", Duration::from_secs(5)).await;
+        let cgroup = String::from_utf8(fixture("cgroup/crio-systemd-v2.txt")).unwrap();
+        // No waiting in lookup_now: the first list is already in.
+        let m = lookup
+            .lookup_now(&cgroup)
+            .expect("listed before start returned");
+        assert_eq!(
+            names(&m),
+            ("batch", "nightly-eval-29411520-q7w8e", Some("eval"))
+        );
+        assert!(lookup.resolver().is_some());
     }
 
     #[tokio::test]
