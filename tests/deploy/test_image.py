@@ -18,10 +18,13 @@ import os
 import platform
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -216,14 +219,47 @@ def fake_llm_server(tmp_path):
         server.wait()
 
 
+def chart_agent_container() -> dict:
+    [ds] = [o for o in objects() if o["kind"] == "DaemonSet"]
+    [c] = ds["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
+
+
 def test_agent_in_the_image_traces_a_host_process_llm_call(agent_image, fake_llm_server):
-    """The DaemonSet's setup on one machine: the image, --pid=host, read-only root, exactly the
-    chart's capabilities; a host process (curl) makes an OpenAI-shaped call over TLS."""
+    """The DaemonSet's container on one machine: the image, the chart's arguments and
+    environment, --pid=host, read-only root, exactly the chart's capabilities; a host process
+    (curl) makes an OpenAI-shaped call over TLS. Differences from the cluster, on purpose: no
+    OTLP endpoint (no Collector here), `--console` to read the calls from the log, and the host
+    network so the health endpoints can be reached from the test."""
     caps, opts = chart_privileges()
+    c = chart_agent_container()
+    port = free_port()
+    args = [a.replace("0.0.0.0:9464", f"127.0.0.1:{port}") for a in c["args"]] + ["--console"]
+    assert args[0] == "run" and f"--prometheus=127.0.0.1:{port}" in args
+    env = []
+    for e in c["env"]:
+        if "value" in e and not e["name"].startswith("OTEL_EXPORTER_OTLP"):
+            env += ["--env", f"{e['name']}={e['value']}"]
     name = f"llm-tracer-image-test-{os.getpid()}"
-    cmd = podman_run(*opts, "--cap-add", ",".join(f"CAP_{c}" for c in caps), "-d", "--name", name,
-                     agent_image, "run")
-    # `podman run -d`: `--rm` still removes it once stopped.
+    cmd = podman_run(*opts, "--cap-add", ",".join(f"CAP_{c}" for c in caps), "--network=host",
+                     *env, "-d", "--name", name, agent_image, *args)
+    cmd.remove("--network=none")
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
 
     def logs() -> str:
@@ -232,9 +268,11 @@ def test_agent_in_the_image_traces_a_host_process_llm_call(agent_image, fake_llm
 
     try:
         deadline = time.monotonic() + 60
-        while "ready" not in logs():
+        # The chart's probes: readiness on /readyz once the probes are attached, liveness /healthz.
+        while http_get(port, "/readyz")[0] != 200:
             assert time.monotonic() < deadline, logs()
             time.sleep(0.5)
+        assert http_get(port, "/healthz")[0] == 200
         body = json.dumps({
             "model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "say hello to the image test"}],
@@ -250,6 +288,8 @@ def test_agent_in_the_image_traces_a_host_process_llm_call(agent_image, fake_llm
             assert time.monotonic() < deadline, "no call reported:\n" + logs()
             time.sleep(0.5)
         assert "test-key-not-a-real-one" not in logs()
+        status, metrics = http_get(port, "/metrics")
+        assert status == 200 and "gen_ai_client_operation_duration" in metrics, metrics[:2000]
     finally:
         subprocess.run([PODMAN, "stop", "-t", "5", name], capture_output=True)
         subprocess.run([PODMAN, "rm", "-f", name], capture_output=True)
