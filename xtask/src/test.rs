@@ -39,6 +39,18 @@ pub fn run(args: TestArgs) -> Result<()> {
         sh(util::cargo()
             .current_dir(root())
             .args(["test", "--no-fail-fast"]))?;
+        // The Kubernetes pod metadata resolver is behind the `k8s` feature (kube-rs is slow
+        // to build, so the default build leaves it out): its tests run here, on their own.
+        sh(util::cargo().current_dir(root()).args([
+            "test",
+            "--no-fail-fast",
+            "-p",
+            "tracer-user",
+            "--features",
+            "k8s",
+            "--lib",
+            "k8s::",
+        ]))?;
     }
     if args.unit_only {
         return Ok(());
