@@ -157,6 +157,18 @@ fn looks_like_key(value: &str) -> bool {
     v.len() >= 12 && PREFIXES.iter().any(|p| v.starts_with(p))
 }
 
+/// A header given as an argument (`curl -H 'Authorization: Bearer X'`, `wget --header`,
+/// httpie `x-api-key:X`), with its value replaced when the header is secret.
+fn redact_header_arg(arg: &str) -> Option<String> {
+    let (name, _) = arg.split_once(':')?;
+    let name = name.trim();
+    let header_shaped = !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    (header_shaped && is_secret_header(name)).then(|| format!("{name}: {REDACTED}"))
+}
+
 /// A process command line (argv) with secrets replaced, for `process.command_line`:
 /// `--api-key=X`, `--token X`, `-p X` after a secret flag, `OPENAI_API_KEY=X`, URLs with
 /// credentials or secret query parameters, and anything that looks like a well-known API key.
@@ -176,9 +188,21 @@ pub fn redact_command_line<S: AsRef<str>>(args: &[S]) -> Vec<String> {
             out.push(REDACTED.to_string());
             continue;
         }
+        if let Some(redacted) = redact_header_arg(arg) {
+            out.push(redacted);
+            continue;
+        }
         if let Some(flag) = arg.strip_prefix('-') {
             let flag = flag.trim_start_matches('-');
             match flag.split_once('=') {
+                // `--header=Authorization: Bearer X`
+                Some((name, value)) if redact_header_arg(value).is_some() => {
+                    let value = redact_header_arg(value).unwrap_or_default();
+                    out.push(format!(
+                        "{}={value}",
+                        &arg[..arg.len() - flag.len() + name.len()]
+                    ));
+                }
                 Some((name, _)) if is_secret_name(name) => {
                     out.push(format!(
                         "{}={}",
@@ -219,6 +243,43 @@ mod tests {
     use super::*;
 
     const CANARY: &str = "CANARY-fake-secret-0123";
+
+    #[test]
+    fn command_line_headers_are_redacted() {
+        let bearer = format!("Authorization: Bearer {CANARY}");
+        let api_key = format!("x-api-key:{CANARY}");
+        let long = format!("--header=Authorization: Bearer {CANARY}");
+        let args = [
+            "curl",
+            "-sk",
+            "https://api.example/v1/chat/completions",
+            "-H",
+            bearer.as_str(),
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            api_key.as_str(),
+            long.as_str(),
+            "http://localhost:8080",
+        ];
+        let out = redact_command_line(&args);
+        assert_eq!(
+            out,
+            [
+                "curl",
+                "-sk",
+                "https://api.example/v1/chat/completions",
+                "-H",
+                "Authorization: [REDACTED]",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "x-api-key: [REDACTED]",
+                "--header=Authorization: [REDACTED]",
+                "http://localhost:8080",
+            ]
+        );
+    }
 
     #[test]
     fn secret_headers() {

@@ -192,13 +192,17 @@ fn validate(provider: &str, model: &str, price: &ModelPrice) -> Result<(), Price
     Ok(())
 }
 
-/// Providers that serve other vendors' models at the vendor's list price.
+/// Providers that serve other vendors' models at the vendor's list price. The `*_compatible`
+/// ones are unknown hosts speaking a vendor's API, most often gateways (LiteLLM, corporate
+/// proxies) in front of that vendor: a vendor model name there is priced as the vendor's.
 const RESELLERS: &[&str] = &[
     "gcp.vertex_ai",
     "aws.bedrock",
     "azure.ai.openai",
     "azure.ai.inference",
     "openrouter",
+    "openai_compatible",
+    "anthropic_compatible",
 ];
 
 /// The vendor table of a model family, by name prefix.
@@ -384,6 +388,10 @@ mod tests {
             .lookup("gcp.vertex_ai", "claude-3-5-haiku@20241022")
             .unwrap();
         assert_eq!((m.provider, m.model), ("anthropic", "claude-3-5-haiku"));
+        // A gateway speaking OpenAI's API with an OpenAI model name.
+        let m = t.lookup("openai_compatible", "gpt-4o-mini").unwrap();
+        assert_eq!((m.provider, m.model), ("openai", "gpt-4o-mini"));
+        assert!(t.lookup("openai_compatible", "llama-3.1-8b").is_none());
         // Self-hosted servers are not resellers: an open model there has no list price.
         assert!(t.lookup("vllm", "mistral-small").is_none());
         assert!(t.lookup("ollama", "deepseek-chat").is_none());

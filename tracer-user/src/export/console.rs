@@ -1,8 +1,8 @@
 //! The default sink: one aligned, readable line per call.
 //!
 //! ```text
-//! TIME (UTC)    PID/PROCESS             PROVIDER   MODEL                          IN    OUT  CACHED     TTFC      TIME       COST  STATUS
-//! 13:45:01.123  4242/chatbot            openai     gpt-4o-mini-2024-07-18       1200    350       0   0.321s    1.204s  $0.000390  ok
+//! TIME (UTC)    PID/PROCESS           PROVIDER              MODEL                           IN    OUT CACHED      TTFC      TIME        COST  STATUS
+//! 13:00:01.000  4242/chatbot          openai                gpt-4o-mini-2024-07-18        1200    350    200    0.321s    1.204s   $0.000375  ok
 //! ```
 //! Columns have fixed widths so successive lines align; a longer value widens its own line only.
 //! Unknown values are `-`, never 0.
@@ -15,8 +15,8 @@ use super::{ExportedCall, Sink, SinkError};
 
 /// Column widths (left-aligned text, then right-aligned numbers).
 const W_TIME: usize = 12;
-const W_PROC: usize = 22;
-const W_PROVIDER: usize = 10;
+const W_PROC: usize = 20;
+const W_PROVIDER: usize = 20;
 const W_MODEL: usize = 26;
 const W_NUM: usize = 6;
 const W_SECS: usize = 8;
@@ -158,10 +158,10 @@ mod tests {
         let out = String::from_utf8(sink.into_inner()).unwrap();
         // Costs: gpt-4o-mini 1000*0.15 + 200*0.075 + 350*0.6 = 375 per 1M.
         let expected = "\
-TIME (UTC)    PID/PROCESS             PROVIDER    MODEL                           IN    OUT CACHED      TTFC      TIME        COST  STATUS
-13:00:01.000  4242/chatbot            openai      gpt-4o-mini-2024-07-18        1200    350    200    0.321s    1.204s   $0.000375  ok
-13:00:05.000  777/node                anthropic   claude-3-5-haiku-20241022        -      -      -         -    0.120s           -  error rate_limit_error
-13:00:09.000  31337/curl              openai      gpt-9-experimental              10      -      -         -    0.500s           -  error incomplete [incomplete,gap]
+TIME (UTC)    PID/PROCESS           PROVIDER              MODEL                           IN    OUT CACHED      TTFC      TIME        COST  STATUS
+13:00:01.000  4242/chatbot          openai                gpt-4o-mini-2024-07-18        1200    350    200    0.321s    1.204s   $0.000375  ok
+13:00:05.000  777/node              anthropic             claude-3-5-haiku-20241022        -      -      -         -    0.120s           -  error rate_limit_error
+13:00:09.000  31337/curl            openai                gpt-9-experimental              10      -      -         -    0.500s           -  error incomplete [incomplete,gap]
 ";
         assert_eq!(out, expected, "\n{out}");
         // Every line is aligned up to the status column.

@@ -70,7 +70,7 @@ fn fake_proc(tag: &str) -> PathBuf {
         "python3",
         "/usr/bin/python3.11",
         format!("OPENAI_API_KEY={CANARY}\0OTEL_SERVICE_NAME=chatbot\0OTEL_RESOURCE_ATTRIBUTES=deployment.environment=dev\0"),
-        format!("python3\0agent.py\0--api-key\0{CANARY}\0"),
+        format!("python3\0agent.py\0--api-key\0{CANARY}\0-H\0Authorization: Bearer {CANARY}\0"),
     );
     proc_(
         777,
@@ -241,7 +241,7 @@ fn check_spans(r: &Received) {
         ("process.executable.path", "s:/usr/bin/python3.11"),
         (
             "process.command_line",
-            "s:python3 agent.py --api-key [REDACTED]",
+            "s:python3 agent.py --api-key [REDACTED] -H Authorization: [REDACTED]",
         ),
         ("process.owner", "s:root"),
         ("deployment.environment", "s:dev"),
