@@ -28,6 +28,19 @@ pub struct Health {
     export_errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+/// Store a drop total; the first drop of a reason is logged (once per reason for the agent's
+/// life: the count goes on in the `llm_tracer.drops` metric, the log is not flooded).
+fn set_drop(drops: &mut BTreeMap<String, u64>, reason: &str, total: u64) {
+    let before = drops.get(reason).copied().unwrap_or(0);
+    if before == 0 && total > 0 {
+        tracing::warn!(
+            reason,
+            "input dropped: {reason} (further drops of this reason are only counted, in llm_tracer.drops)"
+        );
+    }
+    drops.insert(reason.to_string(), total);
+}
+
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HealthSnapshot {
@@ -68,7 +81,7 @@ impl Health {
             .store(stats.memory_bytes, Ordering::Relaxed);
         if let Ok(mut d) = self.drops.lock() {
             for (reason, n) in &stats.drops {
-                d.insert((*reason).to_string(), *n);
+                set_drop(&mut d, reason, *n);
             }
         }
     }
@@ -91,14 +104,15 @@ impl Health {
     /// Total drops for one reason (e.g. `channel_full`, `conn_cap`, `body_cap`).
     pub fn set_drops(&self, reason: &str, total: u64) {
         if let Ok(mut d) = self.drops.lock() {
-            d.insert(reason.to_string(), total);
+            set_drop(&mut d, reason, total);
         }
     }
 
     /// Add to the drops for one reason.
     pub fn add_drops(&self, reason: &str, n: u64) {
         if let Ok(mut d) = self.drops.lock() {
-            *d.entry(reason.to_string()).or_default() += n;
+            let total = d.get(reason).copied().unwrap_or(0) + n;
+            set_drop(&mut d, reason, total);
         }
     }
 
@@ -211,6 +225,57 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log lines written while `f` runs.
+    fn logs_of(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("test buffer").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || buf.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        let text = out.0.lock().expect("test buffer").clone();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    #[test]
+    fn each_drop_reason_is_logged_once() {
+        let h = Health::new();
+        let logs = logs_of(|| {
+            let mut stats = tracer_core::pipeline::PipelineStats::default();
+            stats.drops.insert("conn_memory_cap", 1);
+            h.set_pipeline(&stats);
+            stats.drops.insert("conn_memory_cap", 5);
+            stats.drops.insert("h1_bad_start_line", 2);
+            h.set_pipeline(&stats);
+            h.set_pipeline(&stats);
+            h.add_drops("channel_full", 3);
+            h.add_drops("channel_full", 3);
+            h.set_drops("ringbuf_lost", 0);
+        });
+        assert_eq!(logs.matches("conn_memory_cap").count(), 2, "{logs}"); // field + message, one line
+        assert_eq!(logs.lines().count(), 3, "{logs}");
+        assert!(logs.contains("input dropped: h1_bad_start_line"), "{logs}");
+        assert!(logs.contains("input dropped: channel_full"), "{logs}");
+        assert!(
+            !logs.contains("ringbuf_lost"),
+            "a zero total is not a drop: {logs}"
+        );
+        assert_eq!(h.snapshot().drops.get("channel_full"), Some(&6));
+        assert_eq!(h.snapshot().drops.get("conn_memory_cap"), Some(&5));
+    }
 
     #[test]
     fn pipeline_stats_are_copied() {
