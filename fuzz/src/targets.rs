@@ -158,9 +158,13 @@ fn check_exchanges(events: &[ExchangeEvent], cfg: &HttpConfig) {
 }
 
 /// The events with timestamps and body piece boundaries taken out (each response body joined
-/// and shown at its end), for comparing two runs split differently.
-fn normalise(events: &[ExchangeEvent]) -> Vec<String> {
+/// and shown at its end), for comparing two runs split differently. Bodies flagged truncated
+/// are returned apart: a corrupt compressed stream stops where its decoder notices, and a
+/// decoder (brotli) may hold output of the last read when it does, so only one of the two
+/// bodies being a prefix of the other is required of them.
+fn normalise(events: &[ExchangeEvent]) -> (Vec<String>, Vec<Vec<u8>>) {
     let mut bodies: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut cut = Vec::new();
     let mut out = Vec::new();
     for e in events {
         match e {
@@ -185,14 +189,17 @@ fn normalise(events: &[ExchangeEvent]) -> Vec<String> {
                 decompression_capped,
                 ..
             } => {
-                let body = bodies.remove(exchange).unwrap_or_default();
+                let mut body = bodies.remove(exchange).unwrap_or_default();
+                if *truncated {
+                    cut.push(std::mem::take(&mut body));
+                }
                 out.push(format!(
                     "end {exchange} {reason:?} {truncated} {gap} {decompression_capped} {body:?}"
                 ))
             }
         }
     }
-    out
+    (out, cut)
 }
 
 fn parser_target(data: &[u8], new: impl Fn(&HttpConfig) -> Box<dyn ConnectionParser>) {
@@ -205,11 +212,15 @@ fn parser_target(data: &[u8], new: impl Fn(&HttpConfig) -> Box<dyn ConnectionPar
     let whole = run_parser(new(&cfg), &script, Cut::Whole, false, true);
     check_exchanges(&whole, &cfg);
     let split = run_parser(new(&cfg), &script, cut, false, true);
-    assert_eq!(
-        normalise(&whole),
-        normalise(&split),
-        "HTTP events depend on the split ({cut:?})"
-    );
+    let (whole, whole_cut) = normalise(&whole);
+    let (split, split_cut) = normalise(&split);
+    assert_eq!(whole, split, "HTTP events depend on the split ({cut:?})");
+    for (a, b) in whole_cut.iter().zip(&split_cut) {
+        assert!(
+            a.starts_with(b) || b.starts_with(a),
+            "cut bodies differ beyond a prefix ({cut:?})"
+        );
+    }
 }
 
 /// HTTP/1.1 with chunked bodies and content decoding: parts alternate request side and

@@ -2,11 +2,13 @@
 //! error instead of surfacing later as a bare `EPERM` from the kernel.
 //!
 //! Measured on Linux 6.x (see docs/SECURITY.md): loading the probes and creating their maps and
-//! ring buffer takes `CAP_BPF`; attaching uprobes (perf events) and reading kernel time in the
-//! probes takes `CAP_PERFMON`; reading `/proc/PID/maps`, `/proc/PID/root/...` (libraries inside
-//! containers) and `/proc/PID/environ` of other users' processes takes `CAP_SYS_PTRACE`; opening
-//! library files that are not world-readable takes `CAP_DAC_READ_SEARCH`. `CAP_SYS_ADMIN`
-//! stands in for `CAP_BPF` and `CAP_PERFMON` (kernels before 5.8 know only it).
+//! ring buffer takes `CAP_BPF`; tracing programs and perf events take `CAP_PERFMON`; creating a
+//! uprobe perf event takes `CAP_SYS_ADMIN` since the 2025 kernel change "perf/core: require
+//! CAP_SYS_ADMIN for uprobes" (also in stable kernels; measured by tests/deploy/test_image.py);
+//! reading `/proc/PID/maps`, `/proc/PID/root/...` (libraries inside containers) and
+//! `/proc/PID/environ` of other users' processes takes `CAP_SYS_PTRACE`; opening library files
+//! that are not world-readable takes `CAP_DAC_READ_SEARCH`. `CAP_SYS_ADMIN` also stands in for
+//! `CAP_BPF` and `CAP_PERFMON` (kernels before 5.8 know only it).
 
 use thiserror::Error;
 
@@ -36,7 +38,12 @@ pub const REQUIRED: &[Capability] = &[
     Capability {
         bit: CAP_PERFMON,
         name: "CAP_PERFMON",
-        why: "attach uprobes to the TLS libraries (perf events)",
+        why: "tracing programs and perf events",
+    },
+    Capability {
+        bit: CAP_SYS_ADMIN,
+        name: "CAP_SYS_ADMIN",
+        why: "create uprobe perf events on the TLS libraries (Linux requires it for uprobes since 2025)",
     },
     Capability {
         bit: CAP_SYS_PTRACE,
@@ -55,7 +62,7 @@ pub enum PrivilegeError {
     #[error("cannot read the capabilities of this process from /proc/self/status: {0}")]
     Status(String),
     #[error(
-        "missing capabilities: {}. Run as root, or grant them, e.g. `setpriv --inh-caps=+bpf,+perfmon,+sys_ptrace,+dac_read_search --ambient-caps=+bpf,+perfmon,+sys_ptrace,+dac_read_search llm-tracer` (docs/SECURITY.md)",
+        "missing capabilities: {}. Run as root, or grant them, e.g. `setpriv --inh-caps=+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search --ambient-caps=+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search llm-tracer` (docs/SECURITY.md)",
         .0.iter().map(|c| format!("{} ({})", c.name, c.why)).collect::<Vec<_>>().join(", ")
     )]
     Missing(Vec<Capability>),
@@ -118,9 +125,18 @@ mod tests {
     }
 
     #[test]
-    fn the_four_capabilities_are_enough() {
-        let e = eff(&[CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH]);
+    fn the_documented_set_is_enough() {
+        let e = eff(&[
+            CAP_BPF,
+            CAP_PERFMON,
+            CAP_SYS_ADMIN,
+            CAP_SYS_PTRACE,
+            CAP_DAC_READ_SEARCH,
+        ]);
         assert!(missing(e).is_empty());
+        let without_admin = eff(&[CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH]);
+        let names: Vec<_> = missing(without_admin).iter().map(|c| c.name).collect();
+        assert_eq!(names, vec!["CAP_SYS_ADMIN"], "uprobe perf events need it");
     }
 
     #[test]
@@ -137,7 +153,7 @@ mod tests {
         assert!(text.contains("CAP_BPF (load the eBPF probes"), "{text}");
         assert!(text.contains("CAP_PERFMON"), "{text}");
         assert!(!text.contains("CAP_SYS_PTRACE ("), "{text}");
-        assert!(missing(0).len() == 4);
+        assert!(missing(0).len() == 5);
     }
 
     #[test]

@@ -150,6 +150,13 @@ impl SseDecoder {
                 }
             }
         }
+        // The `\n` joining data (or stray) lines is not in the line that was checked against the
+        // cap: an event of many short lines could pass it by one byte per line.
+        if self.data.len() + self.stray.len() > self.max_event {
+            self.oversized = true;
+            self.data.clear();
+            self.stray.clear();
+        }
         // Reuse the allocation.
         self.line = line;
         self.line.clear();
@@ -190,6 +197,22 @@ mod tests {
         }
         d.finish(&mut out);
         (out, d.dropped())
+    }
+
+    #[test]
+    fn joined_lines_cannot_pass_the_cap() {
+        // found by fuzzing: each stray (or data) line adds a joining `\n` the line check did
+        // not see
+        let mut d = SseDecoder::new(16);
+        let mut out = Vec::new();
+        for line in [&b"abcdefghijklmno\n"[..], b"x\n", b"y\n"] {
+            d.push(line, &mut out);
+            assert!(d.buffered() <= 16, "{} bytes held", d.buffered());
+        }
+        d.push(b"\ndata: ok\n\n", &mut out);
+        assert_eq!(d.dropped(), 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data, b"ok");
     }
 
     #[test]

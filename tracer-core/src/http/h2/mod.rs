@@ -154,6 +154,10 @@ struct Stream {
     resp_unknown_head: bool,
     resp_coding: Option<Coding>,
     resp_decoder: Option<BodyDecoder>,
+    /// First response body bytes held until there are enough to sniff a compression magic
+    /// number (when the head's content-encoding is unknown), so the choice does not depend on
+    /// how the capture split the body.
+    resp_sniff: Vec<u8>,
     resp_gap: bool,
 }
 
@@ -763,21 +767,33 @@ impl H2Connection {
             let Some(s) = self.streams.get_mut(&sid) else {
                 return;
             };
-            let dec = s.resp_decoder.get_or_insert_with(|| {
+            let mut data = data;
+            if s.resp_decoder.is_none() {
+                let known = match s.resp_coding {
+                    Some(c) if c != Coding::Identity || !s.resp_unknown_head => Some(c),
+                    _ => None,
+                };
+                if known.is_none() && s.resp_sniff.len() + data.len() < SNIFF_BYTES {
+                    s.resp_sniff.extend_from_slice(data);
+                    return;
+                }
                 if !s.resp_headers_seen {
                     // The response began before we saw this connection: its start is missing.
                     s.resp_gap = true;
                 }
-                let coding = match s.resp_coding {
-                    Some(c) if c != Coding::Identity || !s.resp_unknown_head => c,
-                    // The head (and maybe its content-encoding) was not fully known: look at
-                    // the body's first bytes for a compression format's magic number.
-                    _ => sniff_coding(data),
-                };
-                BodyDecoder::new(coding, limits)
-            });
+                s.resp_sniff.extend_from_slice(data);
+                // The head (and maybe its content-encoding) was not fully known: look at the
+                // body's first bytes for a compression format's magic number.
+                let coding = known.unwrap_or_else(|| sniff_coding(&s.resp_sniff));
+                s.resp_decoder = Some(BodyDecoder::new(coding, limits));
+                data = &s.resp_sniff;
+            }
+            let Some(dec) = s.resp_decoder.as_mut() else {
+                return;
+            };
             let mut decoded = Vec::new();
             dec.push(data, &mut decoded);
+            s.resp_sniff = Vec::new();
             if !decoded.is_empty() {
                 out.push(ExchangeEvent::ResponseData {
                     exchange: u64::from(sid),
@@ -854,7 +870,27 @@ impl H2Connection {
     /// End the exchange: request (if still due), then ResponseEnd; forget the stream.
     fn finish(&mut self, sid: u32, ts: u64, reason: EndReason, out: &mut Vec<ExchangeEvent>) {
         self.emit_request(sid, ts, out);
-        if let Some(s) = self.streams.remove(&sid) {
+        if let Some(mut s) = self.streams.remove(&sid) {
+            if s.resp_decoder.is_none() && !s.resp_sniff.is_empty() {
+                // A body shorter than a magic number: decide on what there is.
+                let mut d = BodyDecoder::new(
+                    sniff_coding(&s.resp_sniff),
+                    self.config.http.response_limits(),
+                );
+                let mut decoded = Vec::new();
+                d.push(&s.resp_sniff, &mut decoded);
+                s.resp_decoder = Some(d);
+                if !s.resp_headers_seen {
+                    s.resp_gap = true;
+                }
+                if !decoded.is_empty() {
+                    out.push(ExchangeEvent::ResponseData {
+                        exchange: u64::from(sid),
+                        ts_ns: ts,
+                        data: decoded,
+                    });
+                }
+            }
             let (capped, failed, identity) =
                 s.resp_decoder.as_ref().map_or((false, false, true), |d| {
                     (d.capped(), d.failed(), d.coding() == Coding::Identity)
@@ -964,7 +1000,9 @@ impl ConnectionParser for H2Connection {
             .streams
             .values()
             .map(|s| {
-                s.req_body.capacity() + s.resp_decoder.as_ref().map_or(0, |d| d.buffered_bytes())
+                s.req_body.capacity()
+                    + s.resp_sniff.len()
+                    + s.resp_decoder.as_ref().map_or(0, |d| d.buffered_bytes())
             })
             .sum();
         let pending = |s: &Side| s.pending.as_ref().map_or(0, |p| p.bytes.capacity());
@@ -990,6 +1028,9 @@ struct HeadFields {
 }
 
 /// A compression format's magic number at the start of a body (gzip, zstd); brotli has none.
+/// Bytes needed to tell the compression formats apart by their magic numbers.
+const SNIFF_BYTES: usize = 4;
+
 fn sniff_coding(first: &[u8]) -> Coding {
     if first.starts_with(&[0x1f, 0x8b]) {
         Coding::Gzip
