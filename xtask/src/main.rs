@@ -4,6 +4,7 @@
 //! Every install step lives here (never by hand), so a fresh machine and CI get the same set-up.
 
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 mod util;
@@ -12,7 +13,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xtask", about = "llm-tracer chores: setup, build, run, test")]
+#[command(
+    name = "xtask",
+    about = "llm-tracer chores: setup, build, run, test, fuzz"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,8 +41,11 @@ enum Command {
     /// Show the tracer at work on a machine with no internet: a local LLM endpoint, real
     /// curl / python3 / node calls, and the tracer's console.
     Demo,
-    /// Set up, then run every test: `cargo test`, then the end-to-end suites (root) with pytest.
+    /// Set up, then run every test: `cargo test`, a short fuzz run of every target, then the
+    /// end-to-end suites (root) with pytest.
     Test(test::TestArgs),
+    /// Run every fuzz target (cargo-fuzz) for `--seconds` each, from the fixture-seeded corpus.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
@@ -59,5 +66,6 @@ fn main() -> Result<()> {
         }
         Command::Demo => demo::run(),
         Command::Test(args) => test::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     }
 }

@@ -25,6 +25,9 @@ pub struct TestArgs {
     /// Skip the set-up step (for quick re-runs).
     #[arg(long)]
     no_setup: bool,
+    /// Seconds per fuzz target in the short fuzz run after `cargo test` (0: no fuzzing).
+    #[arg(long, default_value_t = 10)]
+    fuzz_seconds: u64,
 }
 
 pub fn run(args: TestArgs) -> Result<()> {
@@ -51,6 +54,12 @@ pub fn run(args: TestArgs) -> Result<()> {
             "--lib",
             "k8s::",
         ]))?;
+        if args.fuzz_seconds > 0 {
+            crate::fuzz::run(crate::fuzz::FuzzArgs {
+                seconds: args.fuzz_seconds,
+                targets: Vec::new(),
+            })?;
+        }
     }
     if args.unit_only {
         return Ok(());
