@@ -31,6 +31,26 @@ pub enum Command {
     Spend(crate::export::cli::SpendArgs),
 }
 
+/// Message content export: off unless asked for (prompts and completions are user data).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContentArgs {
+    /// Export message content: `gen_ai.input.messages`, `gen_ai.output.messages` and
+    /// `gen_ai.system_instructions` (JSON strings in the OTel GenAI message shape) on spans and
+    /// in JSONL. Off by default. CAP: text bytes kept per call (default 65536); past it the text
+    /// is cut and the call says so.
+    #[arg(long, value_name = "CAP", num_args = 0..=1, default_missing_value = "65536")]
+    pub capture_content: Option<usize>,
+}
+
+impl ContentArgs {
+    /// The pipeline configuration these options ask for.
+    pub fn pipeline_config(&self) -> tracer_core::pipeline::PipelineConfig {
+        let mut cfg = tracer_core::pipeline::PipelineConfig::default();
+        cfg.recognizer.capture_content = self.capture_content;
+        cfg
+    }
+}
+
 /// Options of the kernel capture, shared by `run` and `record`.
 #[derive(Debug, Clone, Args)]
 pub struct CaptureArgs {
@@ -78,4 +98,50 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content_of(args: &[&str]) -> Option<usize> {
+        let cli = Cli::try_parse_from(args).expect("valid arguments");
+        match cli.command {
+            Some(Command::Run(r)) => r.content.capture_content,
+            Some(Command::Replay(r)) => r.content.capture_content,
+            None => cli.run.content.capture_content,
+            Some(_) => panic!("unexpected command"),
+        }
+    }
+
+    #[test]
+    fn content_capture_is_off_unless_asked_for() {
+        assert_eq!(content_of(&["llm-tracer"]), None);
+        assert_eq!(content_of(&["llm-tracer", "run"]), None);
+        assert_eq!(content_of(&["llm-tracer", "replay", "f.jsonl"]), None);
+        let cfg = ContentArgs::default().pipeline_config();
+        assert_eq!(cfg.recognizer.capture_content, None);
+    }
+
+    #[test]
+    fn content_capture_flag_with_and_without_a_cap() {
+        assert_eq!(
+            content_of(&["llm-tracer", "--capture-content"]),
+            Some(65536)
+        );
+        assert_eq!(
+            content_of(&["llm-tracer", "run", "--capture-content=512"]),
+            Some(512)
+        );
+        assert_eq!(
+            content_of(&["llm-tracer", "replay", "f.jsonl", "--capture-content"]),
+            Some(65536)
+        );
+        let cfg = ContentArgs {
+            capture_content: Some(512),
+        }
+        .pipeline_config();
+        assert_eq!(cfg.recognizer.capture_content, Some(512));
+        assert!(Cli::try_parse_from(["llm-tracer", "--capture-content=lots"]).is_err());
+    }
 }

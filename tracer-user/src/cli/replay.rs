@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use tracer_core::{
     event::{flags, Direction},
-    pipeline::{Pipeline, PipelineConfig},
+    pipeline::Pipeline,
 };
 use tracing::warn;
 
@@ -17,6 +17,8 @@ use crate::capture::file::RecordReader;
 pub struct ReplayArgs {
     /// A recording made by `llm-tracer record`.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub content: super::ContentArgs,
 }
 
 #[derive(Default)]
@@ -32,7 +34,7 @@ struct ConnSummary {
 pub fn replay(args: ReplayArgs) -> Result<()> {
     let reader = RecordReader::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let mut pipeline = Pipeline::new(args.content.pipeline_config());
     let mut handler = PrintCalls;
     let mut conns: BTreeMap<(u32, u64), ConnSummary> = BTreeMap::new();
     let (mut bad, mut last_ts) = (0u64, 0u64);

@@ -7,7 +7,7 @@ use clap::Args;
 use tracer_core::{
     call::LlmCall,
     event::TlsEvent,
-    pipeline::{Pipeline, PipelineConfig, PipelineStats},
+    pipeline::{Pipeline, PipelineStats},
 };
 use tracing::{info, warn};
 
@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub export: ExportArgs,
     #[command(flatten)]
     pub k8s: crate::k8s::K8sArgs,
+    #[command(flatten)]
+    pub content: super::ContentArgs,
 }
 
 /// What happens to each recognised call, and what the run loop reports on the way.
@@ -84,7 +86,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     health.set_attached_targets(source.targets().len() as u64);
     health.set_ready(true);
     println!("{}", ready_line(&source.targets()));
-    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let mut pipeline = Pipeline::new(args.content.pipeline_config());
     let mut handler = ExportCalls { setup };
     let result = drive(&mut source, &mut pipeline, &mut handler).await;
     // Flush and stop the outputs even when the loop failed: calls already made are not lost.
