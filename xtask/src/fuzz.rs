@@ -133,7 +133,7 @@ pub fn run(args: FuzzArgs) -> Result<()> {
         let cov = text
             .lines()
             .rev()
-            .find(|l| l.contains(" DONE ") || l.contains(" pulse "))
+            .find(|l| l.contains("DONE") || l.contains("pulse"))
             .and_then(|l| l.split("cov: ").nth(1))
             .and_then(|c| c.split_whitespace().next())
             .unwrap_or("?")
