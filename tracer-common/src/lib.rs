@@ -9,6 +9,9 @@
 pub mod names {
     /// Ring buffer of [`crate::RecordHeader`] + data records.
     pub const EVENTS: &str = "EVENTS";
+    /// Small ring buffer of exec notifications only, so discovery is not delayed behind a burst
+    /// of data in EVENTS.
+    pub const EXECS: &str = "EXECS";
     /// Per-thread arguments stashed by the entry probes (`u64` pid_tgid -> [`crate::CallArgs`]).
     pub const ARGS: &str = "ARGS";
     /// Per (pid, conn, direction) stream state (LRU): [`crate::StreamKey`] -> [`crate::StreamState`].
@@ -36,6 +39,8 @@ pub mod limits {
     pub const DEFAULT_CAPTURE_CAP: u64 = 256 * 1024;
     /// Default ring buffer size (bytes, a power of two multiple of the page size).
     pub const DEFAULT_RING_BYTES: u32 = 32 * 1024 * 1024;
+    /// Size of the exec notification ring (bytes).
+    pub const EXEC_RING_BYTES: u32 = 256 * 1024;
     /// Threads that can be inside a hooked call at the same time.
     pub const MAX_INFLIGHT: u32 = 16 * 1024;
     /// Streams whose offsets are tracked at once (LRU: the least recently used is forgotten).

@@ -18,6 +18,11 @@ use tracer_common::{
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(limits::DEFAULT_RING_BYTES, 0);
 
+/// Exec notifications (header-only records), apart from the data so they are never queued
+/// behind a burst of it. Exits stay in EVENTS: they must come after the process's last data.
+#[map(name = "EXECS")]
+pub static EXECS: RingBuf = RingBuf::with_byte_size(limits::EXEC_RING_BYTES, 0);
+
 /// pid_tgid -> arguments of the hooked call the thread is inside.
 #[map(name = "ARGS")]
 pub static ARGS: HashMap<u64, CallArgs> = HashMap::with_max_entries(limits::MAX_INFLIGHT, 0);
@@ -57,8 +62,8 @@ fn comm() -> [u8; limits::COMM_LEN] {
 
 /// Sends a header-only record (exec / exit).
 #[inline(always)]
-pub fn emit_process_event(pid: u32, tid: u32, record_kind: u32, record_flags: u32) {
-    let Some(mut entry) = EVENTS.reserve::<RecordHeader>(0) else {
+pub fn emit_process_event(ring: &RingBuf, pid: u32, tid: u32, record_kind: u32, record_flags: u32) {
+    let Some(mut entry) = ring.reserve::<RecordHeader>(0) else {
         count(stats::RINGBUF_LOST, 1);
         return;
     };

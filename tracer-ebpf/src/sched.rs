@@ -8,14 +8,20 @@ use aya_ebpf::{
 };
 use tracer_common::{flags, kind};
 
-use crate::emit::emit_process_event;
+use crate::emit::{emit_process_event, EVENTS, EXECS};
 
 /// `sched/sched_process_exec`: a process image was replaced. The agent scans it for TLS
 /// libraries (they are mapped a little later by the dynamic loader, so it rescans).
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: BtfTracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    emit_process_event((pid_tgid >> 32) as u32, pid_tgid as u32, kind::EXEC, 0);
+    emit_process_event(
+        &EXECS,
+        (pid_tgid >> 32) as u32,
+        pid_tgid as u32,
+        kind::EXEC,
+        0,
+    );
     0
 }
 
@@ -26,7 +32,7 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     if pid == tid {
-        emit_process_event(pid, tid, kind::EXIT, flags::PROCESS_EXIT);
+        emit_process_event(&EVENTS, pid, tid, kind::EXIT, flags::PROCESS_EXIT);
     }
     0
 }

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{uprobe::UProbeScope, BtfTracePoint, UProbe},
+    programs::{
+        uprobe::{UProbeAttachLocation, UProbeScope},
+        BtfTracePoint, UProbe,
+    },
     Btf, Ebpf, EbpfLoader,
 };
 use tracer_common::{config, limits, names, stats, ConnId};
@@ -65,7 +68,13 @@ pub enum KernelError {
 
 /// An error without the verifier's whole log (it can be megabytes): its last lines say why.
 fn short(e: &aya::programs::ProgramError) -> String {
-    let text = e.to_string();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() <= 12 {
         return text;
@@ -160,12 +169,12 @@ impl Kernel {
         Ok(Kernel { ebpf })
     }
 
-    /// Attaches one loaded uprobe program (entry or return, as compiled) to `symbol` in the
-    /// ELF file at `path`, for every process that maps that file.
+    /// Attaches one loaded uprobe program (entry or return, as compiled) at file offset
+    /// `offset` of the ELF file at `path`, for every process that maps that file.
     pub fn attach_uprobe(
         &mut self,
         program: &'static str,
-        symbol: &str,
+        offset: u64,
         path: &Path,
     ) -> Result<(), KernelError> {
         let prog: &mut UProbe = self
@@ -177,11 +186,15 @@ impl Kernel {
                 name: program,
                 source,
             })?;
-        prog.attach(symbol, path, UProbeScope::AllProcesses)
-            .map_err(|source| KernelError::Program {
-                name: program,
-                source,
-            })?;
+        prog.attach(
+            UProbeAttachLocation::AbsoluteOffset(offset),
+            path,
+            UProbeScope::AllProcesses,
+        )
+        .map_err(|source| KernelError::Program {
+            name: program,
+            source,
+        })?;
         Ok(())
     }
 
@@ -192,6 +205,15 @@ impl Kernel {
             .take_map(names::EVENTS)
             .ok_or(KernelError::Map(names::EVENTS, "missing".into()))?;
         RingBuf::try_from(map).map_err(|e| KernelError::Map(names::EVENTS, e.to_string()))
+    }
+
+    /// Takes the exec notification ring out (for the reader task).
+    pub fn take_execs(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(names::EXECS)
+            .ok_or(KernelError::Map(names::EXECS, "missing".into()))?;
+        RingBuf::try_from(map).map_err(|e| KernelError::Map(names::EXECS, e.to_string()))
     }
 
     /// Takes the counters out (for whoever reports them).

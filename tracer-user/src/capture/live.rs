@@ -62,6 +62,7 @@ pub struct SourceStats {
 
 pub struct LiveCapture {
     ring: AsyncFd<RingBuf<MapData>>,
+    execs: AsyncFd<RingBuf<MapData>>,
     stats_map: StatsReader,
     mute: Option<MuteMap>,
     exec_tx: Option<mpsc::SyncSender<u32>>,
@@ -71,6 +72,9 @@ pub struct LiveCapture {
     /// Processes that sent TLS records (their exit is forwarded).
     tls_pids: HashSet<u32>,
 }
+
+/// Records handed over per batch at most.
+const MAX_BATCH: usize = 1024;
 
 /// Bound on the processes remembered for exit reporting.
 const MAX_TLS_PIDS: usize = 1 << 16;
@@ -83,6 +87,7 @@ impl LiveCapture {
         check_kernel()?;
         let mut kernel = Kernel::load(opts.kernel)?;
         let ring = kernel.take_events()?;
+        let execs = kernel.take_execs()?;
         let stats_map = kernel.take_stats()?;
         let mute = kernel.take_mute()?;
         let mut discovery = Discovery::new(kernel);
@@ -97,8 +102,11 @@ impl LiveCapture {
         // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, while it lives
         // inside the AsyncFd.
         let ring = unsafe { AsyncFd::register(ring) }.map_err(|e| StartError::Poll(e.into()))?;
+        // SAFETY: as above.
+        let execs = unsafe { AsyncFd::register(execs) }.map_err(|e| StartError::Poll(e.into()))?;
         Ok(LiveCapture {
             ring,
+            execs,
             stats_map,
             mute: Some(mute),
             exec_tx: Some(exec_tx),
@@ -110,46 +118,58 @@ impl LiveCapture {
     }
 
     /// Waits for records and appends every one available to `out` (at least one, unless the
-    /// wait itself fails). Exec records go to discovery, not to `out`.
+    /// wait itself fails). Exec notifications go to discovery first, not to `out`.
     pub async fn next_batch(&mut self, out: &mut Vec<TlsEvent>) -> std::io::Result<()> {
         loop {
-            let mut guard = self.ring.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            let before = out.len();
-            let mut execs = 0;
-            while let Some(item) = ring.next() {
-                self.stats.records += 1;
-                match decode(&item) {
-                    Ok(KernelRecord::Event(e)) => {
-                        // Exits matter only for processes that had TLS traffic.
-                        if e.has(flags::PROCESS_EXIT) {
-                            if self.tls_pids.remove(&e.pid) {
-                                out.push(e);
+            tokio::select! {
+                biased;
+                guard = self.execs.readable_mut() => {
+                    let mut guard = guard?;
+                    let ring = guard.get_inner_mut();
+                    while let Some(item) = ring.next() {
+                        match decode(&item) {
+                            Ok(KernelRecord::Exec { pid }) => {
+                                self.stats.execs += 1;
+                                let sent = self.exec_tx.as_ref().map(|tx| tx.try_send(pid).is_ok());
+                                if sent == Some(false) {
+                                    self.stats.execs_dropped += 1;
+                                }
                             }
-                        } else {
-                            if self.tls_pids.len() < MAX_TLS_PIDS {
-                                self.tls_pids.insert(e.pid);
+                            Ok(_) => self.stats.decode_errors += 1,
+                            Err(e) => {
+                                self.stats.decode_errors += 1;
+                                warn!("bad exec record from the kernel: {e}");
                             }
-                            out.push(e);
                         }
                     }
-                    Ok(KernelRecord::Exec { pid }) => {
-                        execs += 1;
-                        self.stats.execs += 1;
-                        let sent = self.exec_tx.as_ref().map(|tx| tx.try_send(pid).is_ok());
-                        if sent == Some(false) {
-                            self.stats.execs_dropped += 1;
+                    guard.clear_ready();
+                }
+                guard = self.ring.readable_mut() => {
+                    let mut guard = guard?;
+                    let ring = guard.get_inner_mut();
+                    let before = out.len();
+                    while let Some(item) = ring.next() {
+                        self.stats.records += 1;
+                        match decode(&item) {
+                            Ok(KernelRecord::Event(e)) => accept(&mut self.tls_pids, e, out),
+                            Ok(KernelRecord::Exec { .. }) => self.stats.decode_errors += 1,
+                            Err(e) => {
+                                self.stats.decode_errors += 1;
+                                warn!("bad record from the kernel: {e}");
+                            }
+                        }
+                        // Keep batches bounded so exec notifications are not starved.
+                        if out.len() - before >= MAX_BATCH {
+                            break;
                         }
                     }
-                    Err(e) => {
-                        self.stats.decode_errors += 1;
-                        warn!("bad record from the kernel: {e}");
+                    if out.len() - before < MAX_BATCH {
+                        guard.clear_ready();
+                    }
+                    if out.len() > before {
+                        return Ok(());
                     }
                 }
-            }
-            guard.clear_ready();
-            if out.len() > before || execs > 0 {
-                return Ok(());
             }
         }
     }
@@ -182,6 +202,20 @@ impl LiveCapture {
 impl Drop for LiveCapture {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// Passes an event on; exits matter only for processes that had TLS traffic.
+fn accept(tls_pids: &mut HashSet<u32>, e: TlsEvent, out: &mut Vec<TlsEvent>) {
+    if e.has(flags::PROCESS_EXIT) {
+        if tls_pids.remove(&e.pid) {
+            out.push(e);
+        }
+    } else {
+        if tls_pids.len() < MAX_TLS_PIDS {
+            tls_pids.insert(e.pid);
+        }
+        out.push(e);
     }
 }
 

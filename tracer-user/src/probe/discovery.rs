@@ -7,7 +7,7 @@
 //! libssl at `import ssl`), and everything is rescanned periodically for late `dlopen`s.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -27,12 +27,25 @@ use crate::capture::ebpf::Kernel;
 
 /// What can attach a program (the kernel; a fake in tests).
 pub trait Attach {
-    fn attach(&mut self, program: &'static str, symbol: &str, path: &Path) -> Result<(), String>;
+    /// Attaches `program` at file offset `offset` of `path` (the code of `symbol`).
+    fn attach(
+        &mut self,
+        program: &'static str,
+        symbol: &str,
+        offset: u64,
+        path: &Path,
+    ) -> Result<(), String>;
 }
 
 impl Attach for Kernel {
-    fn attach(&mut self, program: &'static str, symbol: &str, path: &Path) -> Result<(), String> {
-        self.attach_uprobe(program, symbol, path)
+    fn attach(
+        &mut self,
+        program: &'static str,
+        _symbol: &str,
+        offset: u64,
+        path: &Path,
+    ) -> Result<(), String> {
+        self.attach_uprobe(program, offset, path)
             .map_err(|e| format!("{e:#}"))
     }
 }
@@ -192,6 +205,19 @@ impl<A: Attach> Discovery<A> {
     /// it was attached now.
     fn examine(&mut self, id: FileId, path: &str, access: &Path, pid: Option<u32>) -> bool {
         self.stats.files_examined += 1;
+        let began = Instant::now();
+        let attached = self.examine_families(id, path, access, pid);
+        debug!("examined {path} in {} ms", began.elapsed().as_millis());
+        attached
+    }
+
+    fn examine_families(
+        &mut self,
+        id: FileId,
+        path: &str,
+        access: &Path,
+        pid: Option<u32>,
+    ) -> bool {
         for family in FAMILIES {
             let mut wanted: Vec<&str> = family.hooks.iter().map(|h| h.symbol).collect();
             wanted.push(family.marker);
@@ -204,7 +230,7 @@ impl<A: Attach> Discovery<A> {
                     return false;
                 }
             };
-            if !found.contains(family.marker) {
+            if !found.contains_key(family.marker) {
                 continue;
             }
             let verdict = self.attach_family(family, &found, id, path, access, pid);
@@ -219,7 +245,7 @@ impl<A: Attach> Discovery<A> {
     fn attach_family(
         &mut self,
         family: &'static Family,
-        found: &HashSet<&str>,
+        found: &HashMap<&str, u64>,
         id: FileId,
         path: &str,
         access: &Path,
@@ -227,20 +253,23 @@ impl<A: Attach> Discovery<A> {
     ) -> Verdict {
         let mut symbols = Vec::new();
         for hook in family.hooks {
-            if !found.contains(hook.symbol) {
+            let Some(&offset) = found.get(hook.symbol) else {
                 if hook.required {
                     warn!("{path}: required symbol {} is missing", hook.symbol);
                     self.stats.attach_failures += 1;
                     return Verdict::Failed;
                 }
                 continue;
-            }
+            };
             // Return probe first: an entry without its return would stash arguments that
             // nothing consumes; a return without its entry is only counted.
             let result = self
                 .attacher
-                .attach(hook.ret, hook.symbol, access)
-                .and_then(|()| self.attacher.attach(hook.entry, hook.symbol, access));
+                .attach(hook.ret, hook.symbol, offset, access)
+                .and_then(|()| {
+                    self.attacher
+                        .attach(hook.entry, hook.symbol, offset, access)
+                });
             match result {
                 Ok(()) => symbols.push(hook.symbol),
                 Err(e) => {
@@ -273,12 +302,27 @@ impl<A: Attach> Discovery<A> {
     }
 }
 
-/// How to open a mapped file from here: through the process's root (its mount namespace),
-/// or, for a deleted file, through `map_files` (the exact mapped inode).
+/// How to open a mapped file from here. The same path in our own mount namespace when it is
+/// the same file (it stays valid after the process exits, and a short-lived process is often
+/// gone by the time we attach); else through the process's root (its mount namespace, e.g. a
+/// container); for a deleted file, through `map_files` (the exact mapped inode).
 fn access_path(proc_dir: &Path, m: &Mapping) -> PathBuf {
-    let through_root = proc_dir.join("root").join(m.path.trim_start_matches('/'));
-    if !m.deleted && through_root.exists() {
-        return through_root;
+    if !m.deleted {
+        let host = Path::new(&m.path);
+        if let Ok(meta) = fs::metadata(host) {
+            let id = FileId {
+                major: libc::major(meta.dev()),
+                minor: libc::minor(meta.dev()),
+                inode: meta.ino(),
+            };
+            if id == m.id {
+                return host.to_path_buf();
+            }
+        }
+        let through_root = proc_dir.join("root").join(m.path.trim_start_matches('/'));
+        if through_root.exists() {
+            return through_root;
+        }
     }
     proc_dir
         .join("map_files")
@@ -369,7 +413,7 @@ mod tests {
     /// Records attach calls instead of attaching.
     #[derive(Default)]
     struct Fake {
-        calls: Vec<(&'static str, String, PathBuf)>,
+        calls: Vec<(&'static str, String, u64, PathBuf)>,
     }
 
     impl Attach for Fake {
@@ -377,10 +421,11 @@ mod tests {
             &mut self,
             program: &'static str,
             symbol: &str,
+            offset: u64,
             path: &Path,
         ) -> Result<(), String> {
             self.calls
-                .push((program, symbol.to_string(), path.to_path_buf()));
+                .push((program, symbol.to_string(), offset, path.to_path_buf()));
             Ok(())
         }
     }
@@ -416,10 +461,15 @@ mod tests {
         // 4 symbols x (return + entry) per attached file.
         assert_eq!(d.attacher.calls.len(), 8 * targets.len());
         assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_read_ex_entry"));
+        // Entry and return of one symbol go to the same, non-zero file offset.
+        let offsets: Vec<u64> = d.attacher.calls.iter().map(|c| c.2).collect();
+        assert!(offsets.iter().all(|&o| o > 0));
+        assert_eq!(offsets[0], offsets[1]);
+        assert_ne!(offsets[0], offsets[2]);
     }
 
     #[test]
-    fn finds_libssl_in_a_process_through_its_root() {
+    fn finds_libssl_in_a_running_process() {
         if system_libssl().is_none() {
             eprintln!("SKIPPED: no libssl.so.3 on this machine");
             return;
@@ -447,9 +497,8 @@ mod tests {
         assert_eq!(line.trim(), "up");
         assert!(n >= 1, "no TLS library found in python3");
         let t = d.targets_snapshot();
-        assert!(t[0]
-            .access_path
-            .starts_with(format!("/proc/{}/root", child.id())));
+        // Same mount namespace: the host path is used (it outlives the process).
+        assert_eq!(t[0].access_path, Path::new(&t[0].path));
         assert_eq!(t[0].pid, Some(child.id()));
     }
 }
