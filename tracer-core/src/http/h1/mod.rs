@@ -587,6 +587,30 @@ impl H1Connection {
                         self.lose_response_sync("h1_head_too_large");
                     }
                 }
+                Phase::Body(b)
+                    if matches!(
+                        b.framing,
+                        Framing::Chunked(Chunked::Size {
+                            digits: 0,
+                            ext: 0,
+                            ..
+                        })
+                    ) && input.starts_with(b"HTTP/1.")
+                        && self.pending.len() > 1 =>
+                {
+                    // A status line exactly where the next chunk size was due, with a later
+                    // request waiting: the client stopped reading this body (SDKs close a
+                    // stream after `[DONE]` without reading the last chunk) and the TLS library
+                    // reused the connection object's address for its next connection, so the
+                    // capture sees one stream. This response ends here with nothing lost; the
+                    // next one starts at this line.
+                    let Phase::Body(mut b) = std::mem::replace(&mut self.resp_phase, Phase::Line)
+                    else {
+                        unreachable!("in a body")
+                    };
+                    count_drop(&mut self.drops, "h1_response_cut_by_next_response");
+                    self.end_response(&mut b, ts, EndReason::ConnectionClosed, false, out);
+                }
                 Phase::Body(b) => {
                     let RespBody {
                         framing, decoder, ..
@@ -794,6 +818,82 @@ mod tests {
         assert_eq!(
             origin_form("https://h.invalid"),
             ("/".into(), Some("h.invalid".into()))
+        );
+    }
+}
+
+#[cfg(test)]
+mod reused_connection_tests {
+    use super::*;
+    use crate::event::Direction::{Read, Write};
+
+    fn req(model: &str) -> Vec<u8> {
+        let body = format!(r#"{{"model":"{model}","stream":true}}"#);
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// An SDK stops reading a chunked SSE body after `[DONE]` (the last `0` chunk unread) and
+    /// opens a new connection whose TLS object reuses the old address: the capture sees the
+    /// next request and response continue the same streams. The second response must still be
+    /// paired with the second request, and the first must end without a loss flag.
+    #[test]
+    fn a_status_line_where_a_chunk_size_was_due_starts_the_next_response() {
+        let mut p = H1Connection::new(HttpConfig::default());
+        let mut out = Vec::new();
+        p.feed(Write, 1, &req("first"), &mut out);
+        p.feed(
+            Read,
+            2,
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\ne\r\ndata: [DONE]\n\n\r\n",
+            &mut out,
+        );
+        p.feed(Write, 3, &req("second"), &mut out);
+        p.feed(
+            Read,
+            4,
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            &mut out,
+        );
+        let heads: Vec<(u64, u16)> = out
+            .iter()
+            .filter_map(|e| match e {
+                ExchangeEvent::ResponseHead { exchange, head, .. } => {
+                    Some((*exchange, head.status))
+                }
+                _ => None,
+            })
+            .collect();
+        let ends: Vec<(u64, EndReason, bool)> = out
+            .iter()
+            .filter_map(|e| match e {
+                ExchangeEvent::ResponseEnd {
+                    exchange,
+                    reason,
+                    truncated,
+                    ..
+                } => Some((*exchange, *reason, *truncated)),
+                _ => None,
+            })
+            .collect();
+        let requests: Vec<u64> = out
+            .iter()
+            .filter_map(|e| match e {
+                ExchangeEvent::Request { exchange, .. } => Some(*exchange),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(heads, vec![(requests[0], 200), (requests[1], 200)]);
+        assert_eq!(
+            ends,
+            vec![
+                (requests[0], EndReason::ConnectionClosed, false),
+                (requests[1], EndReason::Complete, false)
+            ]
         );
     }
 }
