@@ -1,0 +1,258 @@
+"""Hardening, end to end, with the real agent, real uprobes and curl over real TLS (as root):
+
+- least privilege: the agent traces as an unprivileged uid holding only the documented capabilities,
+  and without CAP_SYS_ADMIN it stops with an error naming it;
+- secrets: canary values in every secret header, in `key=`/`api_key=` query parameters and on the
+  client's command line never reach any output (console, JSONL, OTLP raw bytes, Prometheus, logs);
+- SIGTERM flushes and exits within a few seconds; SIGKILL leaves the traced application untouched.
+"""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from otlp_receiver import OtlpReceiver
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+FAKE_SERVER = ROOT / "tests" / "fakes" / "llm_server.py"
+BIN = os.environ.get("LLM_TRACER_BIN", str(ROOT / "target" / "release" / "llm-tracer"))
+CAPS = "+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search"
+
+# Obviously fake values, one per place a secret can travel.
+CANARY = {
+    "authorization": "test-canary-authz-5f1c",
+    "proxy-authorization": "test-canary-proxyauth-a2b9",
+    "x-api-key": "test-canary-xapikey-77d0",
+    "api-key": "test-canary-apikey-c3e8",
+    "x-goog-api-key": "test-canary-googkey-19ab",
+    "cookie": "test-canary-cookie-4e6d",
+    "query-key": "test-canary-querykey-8c21",
+    "query-api-key": "test-canary-queryapikey-d04f",
+}
+# The header canaries also travel on curl's command line (`-H 'x-api-key: ...'`), so the process
+# resource (`process.command_line`) is checked for secret-looking arguments as well.
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="NOT RUN: needs root (uprobes)")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "1", "-subj", "/CN=llm-tracer hardening CA")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost")
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,DNS:api.openai.com,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "1", "-extfile", "san.ext")
+    return d
+
+
+@pytest.fixture(scope="module")
+def fake(pki, tmp_path_factory):
+    log = tmp_path_factory.mktemp("served") / "served.jsonl"
+    p = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--cert", str(pki / "server.pem"),
+                          "--key", str(pki / "server.key"), "--served-log", str(log)],
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line.startswith("listening"), line
+    yield int(line.split()[1])
+    p.kill()
+    p.wait()
+
+
+class Tracer:
+    """The agent as a child process; its stdout and stderr are collected by reader threads."""
+
+    def __init__(self, argv, env=None):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.out, self.err = [], []
+        self.lines = queue.Queue()
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
+
+    def _read(self, stream, sink):
+        for line in stream:
+            sink.append(line)
+            self.lines.put(line)
+
+    def wait_ready(self, timeout=60):
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                if "ready" in self.lines.get(timeout=0.5):
+                    return True
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    return False
+        return False
+
+    def text(self):
+        time.sleep(0.3)  # let the reader threads take the last lines
+        return "".join(self.out) + "".join(self.err)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        t0 = time.time()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"llm-tracer did not exit within {timeout} s of {sig!r}")
+        return time.time() - t0
+
+
+def curl_call(port, *extra, stream=False, query="", headers=None, timeout=30):
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say hello"}]}
+    if stream:
+        body["stream"] = True
+    argv = ["curl", "-sS", "--http1.1", "--fail-with-body", "--cacert", str(fake_ca()),
+            "--resolve", f"api.openai.com:{port}:127.0.0.1",
+            f"https://api.openai.com:{port}/v1/chat/completions{query}",
+            "-H", "content-type: application/json", "-d", json.dumps(body)]
+    for k, v in (headers or {}).items():
+        argv += ["-H", f"{k}: {v}"]
+    argv += list(extra)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+_CA = {}
+
+
+def fake_ca():
+    return _CA["path"]
+
+
+@pytest.fixture(autouse=True)
+def _ca(pki):
+    _CA["path"] = pki / "ca.pem"
+
+
+def wait_for(pred, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    return pred()
+
+
+def jsonl_calls(path):
+    if not path.exists():
+        return []
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def setpriv(caps):
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", f"--inh-caps={caps}",
+            f"--ambient-caps={caps}", f"--bounding-set=-all,{caps}"]
+
+
+def test_traces_as_nobody_with_only_the_documented_capabilities(fake, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    jsonl = out / "calls.jsonl"
+    t = Tracer(setpriv(CAPS) + [BIN, "run", "--jsonl", str(jsonl), "--console"])
+    assert t.wait_ready(), "not ready as uid 65534 with %s:\n%s" % (CAPS, t.text())
+    r = curl_call(fake)
+    assert r.returncode == 0, r.stderr
+    calls = wait_for(lambda: jsonl_calls(jsonl))
+    took = t.stop()
+    assert calls, "no call traced with the bounded capability set:\n" + t.text()
+    assert "openai" in json.dumps(calls[0])
+    assert took < 5, f"SIGTERM took {took:.1f} s"
+
+
+def test_without_sys_admin_the_error_names_it(fake):
+    caps = CAPS.replace(",+sys_admin", "")
+    t = Tracer(setpriv(caps) + [BIN, "run"])
+    try:
+        t.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        t.stop()
+        pytest.fail("the agent kept running without CAP_SYS_ADMIN:\n" + t.text())
+    text = t.text()
+    assert t.proc.returncode != 0
+    assert "CAP_SYS_ADMIN" in text, text
+    assert "ready" not in "".join(t.out), text
+
+
+def test_secrets_reach_no_output(fake, tmp_path):
+    jsonl = tmp_path / "calls.jsonl"
+    otlp = OtlpReceiver()
+    prom_port = 19000 + os.getpid() % 1000
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl), "--console", "--otlp-endpoint", otlp.http_endpoint,
+                "--prometheus", f"127.0.0.1:{prom_port}"],
+               env={"RUST_LOG": "debug", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    "OTEL_METRIC_EXPORT_INTERVAL": "500"})
+    try:
+        assert t.wait_ready(), t.text()
+        headers = {
+            "Authorization": "Bearer " + CANARY["authorization"],
+            "Proxy-Authorization": "Basic " + CANARY["proxy-authorization"],
+            "x-api-key": CANARY["x-api-key"],
+            "api-key": CANARY["api-key"],
+            "x-goog-api-key": CANARY["x-goog-api-key"],
+            "Cookie": "session=" + CANARY["cookie"],
+        }
+        query = f"?key={CANARY['query-key']}&api_key={CANARY['query-api-key']}"
+        for stream in (False, True):
+            r = curl_call(fake, stream=stream, query=query, headers=headers)
+            assert r.returncode == 0, r.stderr
+        calls = wait_for(lambda: len(jsonl_calls(jsonl)) >= 2 and jsonl_calls(jsonl))
+        assert calls and len(calls) >= 2, "calls not traced:\n" + t.text()
+        spans = otlp.wait_spans(lambda s: len(s) >= 2, timeout=30)
+        assert len(spans) >= 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as resp:
+            scrape = resp.read().decode()
+        assert "gen_ai" in scrape
+    finally:
+        t.stop()
+        otlp.close()
+    outputs = {
+        "console+logs": t.text(),
+        "jsonl": jsonl.read_text(),
+        "otlp": bytes(otlp.raw).decode("latin-1"),
+        "prometheus": scrape,
+    }
+    for where, text in outputs.items():
+        for name, value in CANARY.items():
+            assert value not in text, f"{name} canary leaked into {where}"
+    # The calls were really seen (so the outputs above had something to leak).
+    assert "gpt-4o-mini" in outputs["jsonl"] and "gpt-4o-mini" in outputs["otlp"]
+
+
+def test_sigkill_leaves_the_traced_application_untouched(fake, tmp_path):
+    t = Tracer([BIN, "run", "--jsonl", str(tmp_path / "calls.jsonl")])
+    assert t.wait_ready(), t.text()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count"}], "stream": True}
+    client = subprocess.Popen(
+        ["curl", "-sS", "--http1.1", "-N", "--cacert", str(fake_ca()), "--resolve",
+         f"api.openai.com:{fake}:127.0.0.1", f"https://api.openai.com:{fake}/v1/chat/completions",
+         "-H", "content-type: application/json", "-H", "x-fake-chunks: 20", "-H", "x-fake-delay-ms: 150",
+         "-d", json.dumps(body)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # mid-stream
+    t.proc.kill()
+    t.proc.wait(timeout=10)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 0, err
+    assert out.count("data: ") >= 20 and "[DONE]" in out, out[-500:]
