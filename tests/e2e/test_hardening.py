@@ -239,6 +239,8 @@ def test_secrets_reach_no_output(fake, tmp_path):
             assert value not in text, f"{name} canary leaked into {where}"
     # The calls were really seen (so the outputs above had something to leak).
     assert "gpt-4o-mini" in outputs["jsonl"] and "gpt-4o-mini" in outputs["otlp"]
+    # curl's command line (with the secret headers and query) is exported, redacted.
+    assert "process.command_line" in outputs["otlp"] and "[REDACTED]" in outputs["otlp"]
 
 
 def test_sigkill_leaves_the_traced_application_untouched(fake, tmp_path):
