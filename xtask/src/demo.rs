@@ -150,31 +150,50 @@ const r = await fetch(base + "/v1/messages", {method: "POST", headers: {"content
 await r.text();
 "#;
 
+/// Runs a client without echoing its inline script; fails with its stderr.
+fn quiet(what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("demo: {what}");
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 fn clients(base: &str, dir: &Path) -> Result<()> {
     let cert = dir.join("cert.pem");
     let curl = |path: &str, body: &str| -> Result<()> {
-        sh(Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "--cacert"])
-            .arg(&cert)
-            .args([
-                "-H",
-                "content-type: application/json",
-                "-H",
-                "authorization: Bearer demo-not-a-key",
-            ])
-            .args(["-d", body])
-            .arg(format!("{base}{path}")))
+        quiet(
+            &format!("curl POST {path}"),
+            Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", "--cacert"])
+                .arg(&cert)
+                .args([
+                    "-H",
+                    "content-type: application/json",
+                    "-H",
+                    "authorization: Bearer demo-not-a-key",
+                ])
+                .args(["-d", body])
+                .arg(format!("{base}{path}")),
+        )
     };
     curl("/v1/chat/completions", CHAT)?;
     curl("/v1/chat/completions", CHAT_STREAM)?;
     curl("/v1/messages", MESSAGES)?;
-    sh(Command::new("python3")
-        .args(["-c", PY_CLIENT, base])
-        .arg(&cert))?;
+    quiet(
+        "python3 (urllib: OpenAI stream, Gemini, Ollama)",
+        Command::new("python3")
+            .args(["-c", PY_CLIENT, base])
+            .arg(&cert),
+    )?;
     if Command::new("node").arg("--version").output().is_ok() {
-        sh(Command::new("node")
-            .args(["--input-type=module", "-e", NODE_CLIENT, base])
-            .env("NODE_EXTRA_CA_CERTS", &cert))?;
+        quiet(
+            "node (fetch: Anthropic)",
+            Command::new("node")
+                .args(["--input-type=module", "-e", NODE_CLIENT, base])
+                .env("NODE_EXTRA_CA_CERTS", &cert),
+        )?;
     }
     Ok(())
 }
