@@ -175,10 +175,10 @@ def test_traces_as_nobody_with_only_the_documented_capabilities(fake, tmp_path):
     assert t.wait_ready(), "not ready as uid 65534 with %s:\n%s" % (CAPS, t.text())
     r = curl_call(fake)
     assert r.returncode == 0, r.stderr
-    calls = wait_for(lambda: jsonl_calls(jsonl))
+    calls = wait_for(lambda: [c for c in jsonl_calls(jsonl) if c["origin"]["comm"] == "curl"])
     took = t.stop()
     assert calls, "no call traced with the bounded capability set:\n" + t.text()
-    assert "openai" in json.dumps(calls[0])
+    assert calls[0]["provider"] == "openai" and calls[0]["http_path"] == "/v1/chat/completions"
     assert took < 5, f"SIGTERM took {took:.1f} s"
 
 
@@ -258,3 +258,90 @@ def test_sigkill_leaves_the_traced_application_untouched(fake, tmp_path):
     out, err = client.communicate(timeout=60)
     assert client.returncode == 0, err
     assert out.count("data: ") >= 20 and "[DONE]" in out, out[-500:]
+
+
+def content_call(fake, tracer_args, tmp_path):
+    """One chat call with a system and a user message; returns (jsonl calls, OTLP spans)."""
+    jsonl = tmp_path / "calls.jsonl"
+    otlp = OtlpReceiver()
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl), "--otlp-endpoint", otlp.http_endpoint, *tracer_args],
+               env={"OTEL_BSP_SCHEDULE_DELAY": "100"})
+    try:
+        assert t.wait_ready(), t.text()
+        body = {"model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": "You are a terse assistant."},
+            {"role": "user", "content": "say hello to the hardening test"}]}
+        client = subprocess.Popen(["curl", "-sS", "--http1.1", "--fail-with-body", "--cacert",
+                                   str(fake_ca()), "--resolve", f"api.openai.com:{fake}:127.0.0.1",
+                                   f"https://api.openai.com:{fake}/v1/chat/completions",
+                                   "-H", "content-type: application/json", "-d", json.dumps(body)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = client.communicate(timeout=30)
+        assert client.returncode == 0, err
+        pid = client.pid
+        # The agent traces the whole host: keep only this client's call.
+        calls = wait_for(lambda: [c for c in jsonl_calls(jsonl) if c["origin"]["pid"] == pid])
+        spans = otlp.wait_spans(
+            lambda s: [x for x in s if x["resource"].get("process.pid") == pid], timeout=30)
+        spans = [x for x in spans if x["resource"].get("process.pid") == pid]
+    finally:
+        t.stop()
+        otlp.close()
+    assert calls and spans, t.text()
+    return calls[0], spans[0], json.loads(out)
+
+
+def test_content_is_not_exported_by_default(fake, tmp_path):
+    call, span, _ = content_call(fake, [], tmp_path)
+    assert call.get("content") is None
+    for k in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"):
+        assert k not in span["attributes"]
+    # (the process resource is left out: curl's own command line holds the request body)
+    assert "say hello to the hardening test" not in json.dumps({k: v for k, v in call.items()
+                                                                if k != "process"})
+    assert "say hello to the hardening test" not in json.dumps(span["attributes"])
+
+
+def test_content_capture_opt_in_exports_semconv_messages(fake, tmp_path):
+    call, span, answer = content_call(fake, ["--capture-content=4096"], tmp_path)
+    content = call["content"]
+    inp = json.loads(content["input_messages"])
+    assert inp[-1]["role"] == "user"
+    assert inp[-1]["parts"][0] == {"type": "text", "content": "say hello to the hardening test"}
+    # OpenAI chat keeps the system message among the input messages (semconv: system
+    # instructions apart only where the API takes them apart, e.g. Anthropic `system`).
+    system = content.get("system_instructions")
+    assert "You are a terse assistant." in (system or "") + content["input_messages"]
+    out = json.loads(content["output_messages"])
+    assert out[0]["role"] == "assistant"
+    text = answer["choices"][0]["message"]["content"]
+    assert out[0]["parts"][0]["content"] == text
+    a = span["attributes"]
+    assert json.loads(a["gen_ai.input.messages"]) == inp
+    assert json.loads(a["gen_ai.output.messages"]) == out
+    if system is not None:
+        assert json.loads(a["gen_ai.system_instructions"]) == json.loads(system)
+
+
+def test_a_client_killed_mid_stream_leaves_a_partial_call_with_an_error(fake, tmp_path):
+    jsonl = tmp_path / "calls.jsonl"
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl)])
+    assert t.wait_ready(), t.text()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count"}], "stream": True}
+    client = subprocess.Popen(
+        ["curl", "-sS", "--http1.1", "-N", "--cacert", str(fake_ca()), "--resolve",
+         f"api.openai.com:{fake}:127.0.0.1", f"https://api.openai.com:{fake}/v1/chat/completions",
+         "-H", "content-type: application/json", "-H", "x-fake-chunks: 40", "-H", "x-fake-delay-ms: 100",
+         "-d", json.dumps(body)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    client.kill()
+    client.wait()
+    mine = lambda: [c for c in jsonl_calls(jsonl) if c["origin"]["pid"] == client.pid]
+    calls = wait_for(mine, timeout=20)
+    t.stop()
+    assert len(calls) == 1, t.text()
+    c = calls[0]
+    assert c["quality"]["incomplete"] is True
+    assert c["error_type"] in ("incomplete", "connection_closed")
+    assert c["streamed"] is True
+    assert c["timing"]["first_output_ns"] is not None
