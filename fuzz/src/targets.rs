@@ -57,7 +57,7 @@ fn run_parser(
     cut: Cut,
     faults: bool,
     constant_ts: bool,
-) -> Vec<ExchangeEvent> {
+) -> (Vec<ExchangeEvent>, bool) {
     let mut rng = Rng::new(script.seed >> 2);
     // decisions apart from the split points, so that two runs cut differently end alike
     let mut decide = Rng::new(!script.seed);
@@ -87,7 +87,9 @@ fn run_parser(
         _ => EndReason::Reset,
     };
     p.close(ts + 1, reason, &mut out);
-    out
+    let mut drops = tracer_core::http::DropCounts::new();
+    p.drain_drops(&mut drops);
+    (out, drops.keys().any(|k| k.contains("resync")))
 }
 
 /// No secret header value gets past the parser.
@@ -206,12 +208,19 @@ fn parser_target(data: &[u8], new: impl Fn(&HttpConfig) -> Box<dyn ConnectionPar
     let script = Script::parse(data);
     let cfg = http_config();
     let cut = Cut::from_seed(script.seed);
-    let faulty = run_parser(new(&cfg), &script, cut, true, false);
+    let (faulty, _) = run_parser(new(&cfg), &script, cut, true, false);
     check_exchanges(&faulty, &cfg);
     // The same bytes in one piece per part and at the seed's split points: same exchanges.
-    let whole = run_parser(new(&cfg), &script, Cut::Whole, false, true);
+    let (whole, whole_resync) = run_parser(new(&cfg), &script, Cut::Whole, false, true);
     check_exchanges(&whole, &cfg);
-    let split = run_parser(new(&cfg), &script, cut, false, true);
+    let (split, split_resync) = run_parser(new(&cfg), &script, cut, false, true);
+    check_exchanges(&split, &cfg);
+    if whole_resync || split_resync {
+        // Garbage before a message: the parsers take each read's start as a possible message
+        // start (programs write a request with a fresh call), so where they find their footing
+        // again depends on the reads by design.
+        return;
+    }
     let (whole, whole_cut) = normalise(&whole);
     let (split, split_cut) = normalise(&split);
     assert_eq!(whole, split, "HTTP events depend on the split ({cut:?})");

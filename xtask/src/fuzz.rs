@@ -19,6 +19,9 @@ pub struct FuzzArgs {
     /// Only these targets (default: all).
     #[arg(long = "target")]
     pub targets: Vec<String>,
+    /// libFuzzer's random seed (CI passes one, so its short run goes the same way each time).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Limits given to libFuzzer: far above what any target needs, so a leak or a runaway input is
@@ -119,6 +122,7 @@ pub fn run(args: FuzzArgs) -> Result<()> {
             .arg(format!("-max_total_time={}", args.seconds))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .args(LIBFUZZER_FLAGS)
+            .args(args.seed.map(|s| format!("-seed={s}")))
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .status()

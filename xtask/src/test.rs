@@ -58,6 +58,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             crate::fuzz::run(crate::fuzz::FuzzArgs {
                 seconds: args.fuzz_seconds,
                 targets: Vec::new(),
+                seed: Some(1),
             })?;
         }
     }
