@@ -345,3 +345,44 @@ def test_a_client_killed_mid_stream_leaves_a_partial_call_with_an_error(fake, tm
     assert c["error_type"] in ("incomplete", "connection_closed")
     assert c["streamed"] is True
     assert c["timing"]["first_output_ns"] is not None
+
+
+def test_otlp_endpoint_absent_tracing_goes_on_and_shutdown_is_prompt(fake, tmp_path):
+    """Nothing listens at the OTLP endpoint: calls still reach the JSONL output, export failures
+    are counted (Prometheus self-metrics), and SIGTERM still exits promptly."""
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    jsonl = tmp_path / "calls.jsonl"
+    prom_port = 20000 + os.getpid() % 1000
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl), "--otlp-endpoint", f"http://127.0.0.1:{dead}",
+                "--prometheus", f"127.0.0.1:{prom_port}"],
+               env={"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "500"})
+    assert t.wait_ready(), t.text()
+    pids = []
+    for _ in range(3):
+        client = subprocess.Popen(["curl", "-sS", "--http1.1", "--fail-with-body", "--cacert",
+                                   str(fake_ca()), "--resolve", f"api.openai.com:{fake}:127.0.0.1",
+                                   f"https://api.openai.com:{fake}/v1/chat/completions",
+                                   "-H", "content-type: application/json", "-d",
+                                   json.dumps({"model": "gpt-4o-mini",
+                                               "messages": [{"role": "user", "content": "hi"}]})],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err = client.communicate(timeout=30)
+        assert client.returncode == 0, err
+        pids.append(client.pid)
+    mine = wait_for(lambda: [c for c in jsonl_calls(jsonl) if c["origin"]["pid"] in pids]
+                    if len([c for c in jsonl_calls(jsonl) if c["origin"]["pid"] in pids]) == 3 else None)
+    assert mine and len(mine) == 3, "calls lost while OTLP is down:\n" + t.text()
+    assert t.proc.poll() is None, "the agent died with OTLP down:\n" + t.text()
+
+    def export_errors():
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return [l for l in text.splitlines() if "export_errors" in l and not l.startswith("#")
+                and float(l.rsplit(" ", 1)[1]) > 0]
+    errs = wait_for(export_errors, timeout=30)
+    took = t.stop()
+    assert errs, "failed exports are not counted"
+    assert took < 10, f"shutdown with an unreachable endpoint took {took:.1f} s"
