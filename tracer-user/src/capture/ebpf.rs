@@ -52,11 +52,13 @@ pub enum KernelError {
     )]
     BadRing(u32),
     #[error("loading the eBPF programs failed: {0}")]
-    Load(#[from] aya::EbpfError),
-    #[error("eBPF program {name}: {}", short(source))]
+    Load(String),
+    // Not `source`: the message already carries the cause (shortened), and a `source` field
+    // would make `{:#}` print it a second time.
+    #[error("eBPF program {name}: {}", short(error))]
     Program {
         name: &'static str,
-        source: aya::programs::ProgramError,
+        error: aya::programs::ProgramError,
     },
     #[error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
     Btf(String),
@@ -135,7 +137,8 @@ impl Kernel {
         }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(names::EVENTS, opts.ring_bytes)
-            .load(EBPF_OBJECT)?;
+            .load(EBPF_OBJECT)
+            .map_err(|e| KernelError::Load(e.to_string()))?;
         {
             let map = ebpf
                 .map_mut(names::CONFIG)
@@ -150,9 +153,14 @@ impl Kernel {
                 .program_mut(name)
                 .ok_or(KernelError::MissingProgram(name))?
                 .try_into()
-                .map_err(|source| KernelError::Program { name, source })?;
-            prog.load()
-                .map_err(|source| KernelError::Program { name, source })?;
+                .map_err(|source| KernelError::Program {
+                    name,
+                    error: source,
+                })?;
+            prog.load().map_err(|source| KernelError::Program {
+                name,
+                error: source,
+            })?;
         }
         let btf = Btf::from_sys_fs().map_err(|e| KernelError::Btf(e.to_string()))?;
         for (name, tp) in programs::TRACEPOINTS {
@@ -160,11 +168,18 @@ impl Kernel {
                 .program_mut(name)
                 .ok_or(KernelError::MissingProgram(name))?
                 .try_into()
-                .map_err(|source| KernelError::Program { name, source })?;
-            prog.load(tp, &btf)
-                .map_err(|source| KernelError::Program { name, source })?;
-            prog.attach()
-                .map_err(|source| KernelError::Program { name, source })?;
+                .map_err(|source| KernelError::Program {
+                    name,
+                    error: source,
+                })?;
+            prog.load(tp, &btf).map_err(|source| KernelError::Program {
+                name,
+                error: source,
+            })?;
+            prog.attach().map_err(|source| KernelError::Program {
+                name,
+                error: source,
+            })?;
         }
         Ok(Kernel { ebpf })
     }
@@ -184,7 +199,7 @@ impl Kernel {
             .try_into()
             .map_err(|source| KernelError::Program {
                 name: program,
-                source,
+                error: source,
             })?;
         prog.attach(
             UProbeAttachLocation::AbsoluteOffset(offset),
@@ -193,7 +208,7 @@ impl Kernel {
         )
         .map_err(|source| KernelError::Program {
             name: program,
-            source,
+            error: source,
         })?;
         Ok(())
     }

@@ -41,7 +41,7 @@ impl Default for LiveOptions {
 pub enum StartError {
     #[error(transparent)]
     Preflight(#[from] PreflightError),
-    #[error("{0}")]
+    #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(
         "no TLS library found: no running process maps libssl or a binary exporting SSL_write, and none is in the standard library directories; install OpenSSL (libssl3) or start the program to trace first"
