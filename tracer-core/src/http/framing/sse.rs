@@ -56,6 +56,15 @@ impl SseDecoder {
         self.dropped
     }
 
+    /// Hand back a dispatched event's data buffer for the next event (saves an allocation per
+    /// event on a long stream).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.data.capacity() == 0 && buf.capacity() <= self.max_event {
+            buf.clear();
+            self.data = buf;
+        }
+    }
+
     /// Bytes held for the event being assembled.
     pub fn buffered(&self) -> usize {
         self.line.len() + self.data.len() + self.stray.len()
@@ -70,12 +79,22 @@ impl SseDecoder {
                     continue;
                 }
             }
-            match input.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', input) {
                 Some(i) => {
-                    self.append_line(&input[..i]);
+                    let line = &input[..i];
                     self.after_cr = input[i] == b'\r';
                     input = &input[i + 1..];
-                    self.end_line(out);
+                    if self.line.is_empty()
+                        && !self.oversized
+                        && self.buffered() + line.len() <= self.max_event
+                    {
+                        // The whole line is in this input: read it in place, no copy.
+                        self.line_seen |= !line.is_empty();
+                        self.field(line, out);
+                    } else {
+                        self.append_line(line);
+                        self.end_line(out);
+                    }
                 }
                 None => {
                     self.append_line(input);
@@ -111,6 +130,15 @@ impl SseDecoder {
     }
 
     fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+        let line = std::mem::take(&mut self.line);
+        self.field(&line, out);
+        // Reuse the allocation.
+        self.line = line;
+        self.line.clear();
+    }
+
+    /// A complete line (`line_seen` says whether it had bytes, even discarded ones).
+    fn field(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
         if !std::mem::take(&mut self.line_seen) {
             self.dispatch(out);
             return;
@@ -118,7 +146,6 @@ impl SseDecoder {
         if self.oversized {
             return;
         }
-        let line = std::mem::take(&mut self.line);
         if line[0] == b':' {
             // comment (keep-alive, `: OPENROUTER PROCESSING`)
         } else {
@@ -127,7 +154,7 @@ impl SseDecoder {
                     let v = &line[i + 1..];
                     (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
                 }
-                None => (&line[..], &b""[..]),
+                None => (line, &b""[..]),
             };
             match name {
                 b"data" => {
@@ -146,7 +173,7 @@ impl SseDecoder {
                     if !self.stray.is_empty() {
                         self.stray.push(b'\n');
                     }
-                    self.stray.extend_from_slice(&line);
+                    self.stray.extend_from_slice(line);
                 }
             }
         }
@@ -157,9 +184,6 @@ impl SseDecoder {
             self.data.clear();
             self.stray.clear();
         }
-        // Reuse the allocation.
-        self.line = line;
-        self.line.clear();
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
