@@ -8,13 +8,15 @@
 //! from `message_delta` (the `message_start` one is a placeholder). OTel input tokens =
 //! `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`.
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Number, Value};
 
 use super::body::Msg;
 use super::common::{bool_at, error_code, f64_at, str_at, strings_at, u64_at, RequestCtx};
 use super::compat;
 use super::content::{self, Budget};
 use super::detect::Detected;
+use super::typed::{count, present, Str};
 use super::{Acc, Api};
 
 pub fn detect(req: &RequestCtx<'_>) -> Option<Detected> {
@@ -237,6 +239,58 @@ impl Anthropic {
     }
 }
 
+/// A `content_block_delta` event read into borrowing structs instead of a `Value`: the same
+/// reading as [`Anthropic::event`]'s, and anything it would read differently (a field of an
+/// unexpected type, Bedrock's invocation metrics) fails here or in [`BlockDelta::plain`].
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Str<'a>,
+    index: Option<Number>,
+    #[serde(borrow)]
+    delta: Option<DeltaBody<'a>>,
+    #[serde(
+        default,
+        rename = "amazon-bedrock-invocationMetrics",
+        deserialize_with = "present"
+    )]
+    bedrock_metrics: bool,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Str<'a>,
+    #[serde(borrow)]
+    text: Str<'a>,
+    #[serde(borrow)]
+    thinking: Str<'a>,
+    #[serde(borrow)]
+    partial_json: Str<'a>,
+}
+
+impl BlockDelta<'_> {
+    fn plain(&self) -> bool {
+        self.ty.as_deref() == Some("content_block_delta") && !self.bedrock_metrics
+    }
+
+    fn apply(&self, acc: &mut Acc) -> bool {
+        let idx = count(&self.index).unwrap_or(0);
+        if let (Some(o), Some(d)) = (acc.output.as_mut(), &self.delta) {
+            fn s<'s>(t: &'s Str<'_>) -> &'s str {
+                t.as_deref().unwrap_or("")
+            }
+            match d.ty.as_deref() {
+                Some("text_delta") => o.text(0, s(&d.text)),
+                Some("thinking_delta") => o.reasoning(0, s(&d.thinking)),
+                Some("input_json_delta") => o.tool_call(0, idx, None, None, s(&d.partial_json)),
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
 impl Api for Anthropic {
     fn request(&mut self, req: &RequestCtx<'_>, acc: &mut Acc) {
         let r = &mut acc.call.request;
@@ -257,6 +311,10 @@ impl Api for Anthropic {
     }
 
     fn message(&mut self, msg: Msg<'_>, acc: &mut Acc) -> bool {
+        // the fast path for the most frequent event; the rest is read as a Value
+        if let Some(d) = msg.typed::<BlockDelta>().filter(BlockDelta::plain) {
+            return d.apply(acc);
+        }
         match msg.json() {
             Some(v) => self.event(v, acc),
             None => false,
@@ -325,4 +383,57 @@ fn blocks(a: &[Value], budget: &mut Budget) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use crate::call::LlmCall;
+    use crate::genai::content::Output;
+
+    fn acc() -> Acc {
+        Acc {
+            call: LlmCall::default(),
+            output: Some(Output::new(1 << 20)),
+            content_cap: Some(1 << 20),
+            terminal: false,
+            stream_error: None,
+        }
+    }
+
+    #[test]
+    fn typed_block_deltas_read_like_values() {
+        let same = [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\""}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            r#"{"type":"content_block_delta","index":2.0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"signature_delta","signature":"s"}}"#,
+            r#"{"type":"content_block_delta","index":null,"delta":null}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta"}}"#,
+        ];
+        for d in same {
+            let t: BlockDelta = serde_json::from_str(d).unwrap();
+            assert!(t.plain(), "{d}");
+            let v: Value = serde_json::from_str(d).unwrap();
+            let (mut fast, mut slow) = (acc(), acc());
+            let mut a = Anthropic::new(None);
+            assert_eq!(t.apply(&mut fast), a.event(&v, &mut slow));
+            assert_eq!(fast.call, slow.call);
+            assert_eq!(
+                format!("{:?}", fast.output),
+                format!("{:?}", slow.output),
+                "{d}"
+            );
+        }
+        let declined = [
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
+            r#"{"type":"content_block_delta","amazon-bedrock-invocationMetrics":null}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":5}}"#,
+            r#"{"type":"content_block_delta","index":"0"}"#,
+        ];
+        for d in declined {
+            let t = serde_json::from_str::<BlockDelta>(d).ok();
+            assert!(!t.is_some_and(|t| t.plain()), "{d}");
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! The response body of one exchange: decoded by its stream framing into messages handed to the
 //! provider's [`Api`], or kept whole (capped) for a JSON body.
 
+use std::cell::{Cell, OnceCell};
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{error_code, scan_tail};
@@ -39,11 +42,12 @@ impl Framing {
 /// One decoded stream message.
 #[derive(Debug, Clone, Copy)]
 pub enum Msg<'a> {
-    /// An SSE event; `json` is its data parsed (None for `[DONE]` or non-JSON data).
+    /// An SSE event; its data is parsed into a `Value` only when asked ([`Msg::json`]), so a
+    /// provider can read it with a typed fast path ([`Msg::typed`]) instead.
     Sse {
         event: Option<&'a str>,
         data: &'a [u8],
-        json: Option<&'a Value>,
+        lazy: &'a LazyJson,
     },
     /// An NDJSON line or a streamed JSON-array element.
     Json(&'a Value),
@@ -58,15 +62,67 @@ impl<'a> Msg<'a> {
     /// The JSON of the message, whatever the framing.
     pub fn json(&self) -> Option<&'a Value> {
         match *self {
-            Msg::Sse { json, .. } | Msg::Aws { json, .. } => json,
+            Msg::Sse { data, lazy, .. } => lazy.value(data),
+            Msg::Aws { json, .. } => json,
             Msg::Json(v) => Some(v),
         }
+    }
+
+    /// An SSE event's data deserialized into a typed (borrowing) struct, without building a
+    /// `Value`. None when the data is not such a struct (a caller then falls back to
+    /// [`Msg::json`]) or when serde's reading could differ from the `Value` parse (see
+    /// [`typed_safe`]). Success proves the data valid JSON.
+    pub fn typed<T: Deserialize<'a>>(&self) -> Option<T> {
+        let Msg::Sse { data, lazy, .. } = *self else {
+            return None;
+        };
+        let text = typed_safe(data)?;
+        // from a `str`: serde_json then does not check each string's UTF-8 again
+        let t = serde_json::from_str(text).ok()?;
+        lazy.valid.set(true);
+        Some(t)
     }
 
     /// SSE `data: [DONE]`.
     pub fn is_done(&self) -> bool {
         matches!(self, Msg::Sse { data, .. } if data.trim_ascii() == b"[DONE]")
     }
+}
+
+/// An SSE event's data parsed into a `Value` at most once, on demand.
+#[derive(Debug, Default)]
+pub struct LazyJson {
+    json: OnceCell<Option<Value>>,
+    /// A typed read of the data succeeded: it is valid JSON.
+    valid: Cell<bool>,
+}
+
+impl LazyJson {
+    fn value(&self, data: &[u8]) -> Option<&Value> {
+        self.json.get_or_init(|| parse(data)).as_ref()
+    }
+}
+
+/// Whether a typed read agrees with the `Value` parse on validity. serde_json skips unknown
+/// fields without checking their strings' UTF-8 or `\u` surrogate pairing, which the `Value`
+/// parse rejects; such data (rare) goes the `Value` way so the outcome stays the same.
+/// Only objects: a derived struct would also accept a JSON array, by position. The data as
+/// text when it is safe.
+fn typed_safe(data: &[u8]) -> Option<&str> {
+    if data.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    // any `\uD800`-`\uDFFF` escape (a surrogate, paired or not)
+    let surrogate = memchr::memchr_iter(b'\\', data).any(|i| {
+        data.get(i + 1) == Some(&b'u')
+            && matches!(data.get(i + 2), Some(b'd' | b'D'))
+            && matches!(
+                data.get(i + 3),
+                Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+            )
+    });
+    (!surrogate).then_some(text)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -177,7 +233,10 @@ impl BodyReader {
             Decoder::Sse(d) => {
                 let mut evs = Vec::new();
                 d.push(data, &mut evs);
-                self.dispatch_sse(evs, ts_ns, api, acc);
+                let spare = self.dispatch_sse(evs, ts_ns, api, acc);
+                if let (Decoder::Sse(d), Some(buf)) = (&mut self.decoder, spare) {
+                    d.recycle(buf);
+                }
             }
             Decoder::Ndjson(d) => {
                 let mut lines = Vec::new();
@@ -243,7 +302,7 @@ impl BodyReader {
                         d.push(&head, &mut evs);
                         d.finish(&mut evs);
                         self.stats.dropped += d.dropped();
-                        self.dispatch_sse(evs, ts, api, acc);
+                        let _ = self.dispatch_sse(evs, ts, api, acc);
                     }
                     None if (200..300).contains(&status) && looks_like_ndjson(&head) => {
                         // Several JSON lines under a JSON label (Ollama-like servers).
@@ -265,7 +324,7 @@ impl BodyReader {
             Decoder::Sse(d) => {
                 let mut evs = Vec::new();
                 d.finish(&mut evs);
-                self.dispatch_sse(evs, ts, api, acc);
+                let _ = self.dispatch_sse(evs, ts, api, acc);
             }
             Decoder::Ndjson(d) => {
                 let mut lines = Vec::new();
@@ -278,19 +337,30 @@ impl BodyReader {
         out
     }
 
-    fn dispatch_sse(&mut self, evs: Vec<SseEvent>, ts: u64, api: &mut dyn Api, acc: &mut Acc) {
+    /// Returns the last event's data buffer, for reuse.
+    fn dispatch_sse(
+        &mut self,
+        evs: Vec<SseEvent>,
+        ts: u64,
+        api: &mut dyn Api,
+        acc: &mut Acc,
+    ) -> Option<Vec<u8>> {
+        let mut spare = None;
         for ev in evs {
-            let json = parse(&ev.data);
+            let lazy = LazyJson::default();
             let msg = Msg::Sse {
                 event: ev.event.as_deref(),
                 data: &ev.data,
-                json: json.as_ref(),
+                lazy: &lazy,
             };
-            if json.is_none() && !msg.is_done() {
+            deliver(msg, ts, api, acc);
+            // counted as before: parsed here only if the provider read neither way
+            if !msg.is_done() && !lazy.valid.get() && lazy.value(&ev.data).is_none() {
                 self.stats.invalid_json += 1;
             }
-            deliver(msg, ts, api, acc);
+            spare = Some(ev.data);
         }
+        spare
     }
 
     fn dispatch_json(&mut self, items: Vec<Vec<u8>>, ts: u64, api: &mut dyn Api, acc: &mut Acc) {
@@ -347,4 +417,20 @@ fn looks_like_ndjson(body: &[u8]) -> bool {
     let b = body.trim_ascii();
     let first = b.split(|&c| c == b'\n').next().unwrap_or(b);
     first.len() < b.len() && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typed_safe;
+
+    #[test]
+    fn typed_reads_only_what_the_value_parse_would_read_alike() {
+        assert!(typed_safe(b" {\"a\":\"\\u00e9\\n\"}").is_some());
+        // a derived struct would take an array by position
+        assert!(typed_safe(b"[null,null]").is_none());
+        // serde skips an unknown field's bytes without the checks the Value parse makes
+        assert!(typed_safe(b"{\"x\":\"\xff\"}").is_none());
+        assert!(typed_safe(b"{\"x\":\"\\ud800\"}").is_none());
+        assert!(typed_safe(b"{\"x\":\"\\uDC00\"}").is_none());
+    }
 }

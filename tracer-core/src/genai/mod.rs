@@ -31,6 +31,8 @@ pub mod fixture;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+mod openai_chunk;
+mod typed;
 
 use std::collections::BTreeMap;
 
@@ -144,6 +146,21 @@ impl Acc {
     pub fn set_response_model(&mut self, m: Option<String>) {
         if let Some(m) = m.filter(|m| !m.is_empty()) {
             self.call.response.model = Some(m);
+        }
+    }
+
+    /// [`Acc::set_response_model`] from a borrowed string: no copy when it is already set (a
+    /// stream repeats it in every chunk).
+    pub fn set_response_model_str(&mut self, m: &str) {
+        if !m.is_empty() && self.call.response.model.as_deref() != Some(m) {
+            self.call.response.model = Some(m.to_string());
+        }
+    }
+
+    /// [`Acc::set_response_id`] from a borrowed string, copied only when it changes.
+    pub fn set_response_id_str(&mut self, id: &str) {
+        if !id.is_empty() && self.call.response.id.as_deref() != Some(id) {
+            self.call.response.id = Some(id.to_string());
         }
     }
 

@@ -17,6 +17,7 @@ use super::common::{
 use super::compat;
 use super::content::{self, Budget};
 use super::detect::Detected;
+use super::openai_chunk;
 use super::{Acc, Api};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,12 @@ impl Api for OpenAi {
             acc.terminal = true;
             return false;
         }
+        if matches!(self.kind, Kind::Chat | Kind::Completions) {
+            // the fast path; anything it does not cover is read as a Value below
+            if let Some(c) = msg.typed::<openai_chunk::Chunk>().filter(|c| c.plain()) {
+                return c.apply(self.kind == Kind::Completions, acc);
+            }
+        }
         let Some(v) = msg.json() else { return false };
         if is_error_body(v) {
             acc.error(error_code(v).unwrap_or_else(|| "error".into()));
@@ -235,7 +242,7 @@ fn chat_usage(v: &Value, acc: &mut Acc) {
 
 /// One Chat/Completions stream chunk. Output = a non-empty content, refusal, reasoning or tool
 /// call delta (role-only deltas and Azure's filter chunks are not output).
-fn chunk(kind: Kind, v: &Value, acc: &mut Acc) -> bool {
+pub(super) fn chunk(kind: Kind, v: &Value, acc: &mut Acc) -> bool {
     common_fields(v, acc);
     chat_usage(v, acc);
     if v.get("x_groq")
