@@ -1,7 +1,12 @@
 //! Single-threaded throughput of the whole pure pipeline (tracker, HTTP/1.1, decoding,
 //! recognition) on synthetic OpenAI-style traffic.
 //!
-//! `cargo run --release -p tracer-core --example pipeline_throughput`
+//! `cargo run --release -p tracer-core --example pipeline_throughput [-- ITERATIONS [KIND]]`
+//!
+//! ITERATIONS (default 4000) exchanges per kind; KIND (`sse`, `json`, `gzip`) runs one kind only.
+//! For instruction counts (wall time on a shared machine is noisy), run a few hundred
+//! iterations under `valgrind --tool=callgrind` and read the inclusive cost of
+//! `Pipeline::feed` + `Pipeline::finish` with `callgrind_annotate --inclusive=yes`.
 
 use std::io::Write;
 use std::time::Instant;
@@ -77,17 +82,24 @@ fn request(stream: bool) -> Vec<u8> {
 }
 
 fn main() {
+    let mut args = std::env::args().skip(1);
+    let iterations: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(4000);
+    let only = args.next();
     let kinds = [
         ("sse stream", request(true), sse_response(400)),
         ("json", request(false), json_response(false)),
         ("gzip json", request(false), json_response(true)),
     ];
     for (name, req, resp) in &kinds {
+        let short = name.split(' ').next().unwrap_or(name);
+        if only.as_deref().is_some_and(|o| o != short) {
+            continue;
+        }
         let mut records = Vec::new();
         let mut off = [0u64; 2];
         let mut ts = 0u64;
         let conns = 8u64;
-        for i in 0..4000u64 {
+        for i in 0..iterations {
             let conn = i % conns;
             for (d, bytes) in [(Direction::Write, req), (Direction::Read, resp)] {
                 for piece in bytes.chunks(RECORD) {
@@ -136,6 +148,7 @@ fn main() {
             sink.0
         );
         let mut p = Pipeline::new(PipelineConfig::default());
+        let cpu0 = thread_cpu_ns();
         let start = Instant::now();
         let mut calls = 0;
         for r in records {
@@ -143,10 +156,27 @@ fn main() {
         }
         calls += p.finish(ts + 1).len();
         let secs = start.elapsed().as_secs_f64();
+        // CPU time of this thread: on a shared, loaded machine wall time mostly measures the
+        // others; CPU time does not (it still suffers their cache pressure).
+        let cpu = match (cpu0, thread_cpu_ns()) {
+            (Some(a), Some(b)) if b > a => {
+                let cs = (b - a) as f64 / 1e9;
+                format!(
+                    ", {:.0} MB/s of CPU time ({cs:.3} s)",
+                    bytes as f64 / 1e6 / cs
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{name:>10}: pipeline {:.1} MB in {secs:.3} s = {:.0} MB/s, {calls} calls",
-            bytes as f64 / 1e6,
+            "{name:>10}: pipeline {bytes} bytes in {secs:.3} s = {:.0} MB/s{cpu}, {calls} calls",
             bytes as f64 / 1e6 / secs
         );
     }
+}
+
+/// This thread's CPU time (Linux `/proc/thread-self/schedstat`, nanoseconds on CPU).
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
