@@ -386,3 +386,53 @@ def test_otlp_endpoint_absent_tracing_goes_on_and_shutdown_is_prompt(fake, tmp_p
     took = t.stop()
     assert errs, "failed exports are not counted"
     assert took < 10, f"shutdown with an unreachable endpoint took {took:.1f} s"
+
+
+LOAD_CLIENT = HERE / "clients" / "load_client.py"
+
+
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_load_every_call_exported_once_and_memory_flat(fake, tmp_path):
+    """60 s of mixed providers, streamed and not, at ~50 calls/s from 16 concurrent keep-alive
+    connections: every call the client completed is exported exactly once, none damaged, and the
+    agent's resident memory stays flat."""
+    jsonl = tmp_path / "calls.jsonl"
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl), "--no-console"])
+    assert t.wait_ready(), t.text()
+    client = subprocess.Popen([sys.executable, str(LOAD_CLIENT), str(fake), str(fake_ca()), "16", "50",
+                               "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = []
+    while client.poll() is None:
+        samples.append(rss_kb(t.proc.pid))
+        time.sleep(2)
+    out, err = client.communicate()
+    assert client.returncode == 0, err
+    summary = json.loads(out)
+    assert not summary["failed"], summary["failed"]
+    assert summary["total"] >= 2400, summary  # ~50/s for 60 s
+    pid = summary["pid"]
+    mine = lambda: [c for c in jsonl_calls(jsonl) if c["origin"]["pid"] == pid]
+    wait_for(lambda: len(mine()) >= summary["total"], timeout=30)
+    took = t.stop()
+    calls = mine()
+    print(f"made {summary['total']} calls, exported {len(calls)}; RSS samples (kB) {samples}")
+    assert len(calls) == summary["total"], f"made {summary['total']}, exported {len(calls)}"
+    # exactly once: no two exported calls share a response id (the fake server numbers its
+    # OpenAI and Anthropic answers; its Gemini and Ollama answers carry a fixed id or none)
+    ids = [c["response"]["id"] for c in calls
+           if (c["response"].get("id") or "").startswith(("chatcmpl-fake", "msg_fake"))]
+    assert len(ids) >= summary["total"] // 2
+    assert len(ids) == len(set(ids)), "a call was exported twice"
+    damaged = [c for c in calls if c["quality"]["incomplete"] or c["quality"]["gap"] or c.get("error_type")]
+    assert not damaged, damaged[:3]
+    # memory flat: after the first 10 s, the last samples are not above the early ones by much
+    early = max(samples[3:8])
+    late = max(samples[-5:])
+    assert late <= early * 1.3 + 16 * 1024, f"RSS grew from {early} kB to {late} kB"
+    assert took < 10
