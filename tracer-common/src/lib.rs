@@ -14,6 +14,8 @@ pub mod names {
     pub const EXECS: &str = "EXECS";
     /// Per-thread arguments stashed by the entry probes (`u64` pid_tgid -> [`crate::CallArgs`]).
     pub const ARGS: &str = "ARGS";
+    /// Go calls in flight ([`crate::GoCallKey`] -> [`crate::CallArgs`], LRU).
+    pub const GO_ARGS: &str = "GO_ARGS";
     /// Per (pid, conn, direction) stream state (LRU): [`crate::StreamKey`] -> [`crate::StreamState`].
     pub const STREAMS: &str = "STREAMS";
     /// Connections userspace asked not to copy: [`crate::ConnId`] -> `u8`.
@@ -165,6 +167,16 @@ pub struct ConnId {
     pub _pad: u32,
 }
 
+/// A Go call in flight: the goroutine (its `g` pointer, from R14) in a process. Go calls are
+/// keyed by goroutine, not thread: a goroutine blocked in `Read` may resume on another thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GoCallKey {
+    pub g: u64,
+    pub pid: u32,
+    pub _pad: u32,
+}
+
 /// One direction of one connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,6 +204,7 @@ mod pod {
     unsafe impl aya::Pod for RecordHeader {}
     unsafe impl aya::Pod for CallArgs {}
     unsafe impl aya::Pod for ConnId {}
+    unsafe impl aya::Pod for GoCallKey {}
     unsafe impl aya::Pod for StreamKey {}
     unsafe impl aya::Pod for StreamState {}
 }

@@ -11,6 +11,7 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 mod emit;
+mod gotls;
 mod openssl;
 mod sched;
 

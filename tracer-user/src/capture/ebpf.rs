@@ -22,7 +22,13 @@ pub mod programs {
     pub const SSL_READ_ENTRY: &str = "ssl_read_entry";
     pub const SSL_READ_EX_ENTRY: &str = "ssl_read_ex_entry";
     pub const SSL_RW_RETURN: &str = "ssl_rw_return";
-    pub const UPROBES: [&str; 5] = [
+    pub const GO_TLS_WRITE_ENTRY: &str = "go_tls_write_entry";
+    pub const GO_TLS_READ_ENTRY: &str = "go_tls_read_entry";
+    pub const GO_TLS_RET: &str = "go_tls_ret";
+    pub const UPROBES: [&str; 8] = [
+        GO_TLS_WRITE_ENTRY,
+        GO_TLS_READ_ENTRY,
+        GO_TLS_RET,
         SSL_WRITE_ENTRY,
         SSL_WRITE_EX_ENTRY,
         SSL_READ_ENTRY,
@@ -210,6 +216,31 @@ impl Kernel {
             name: program,
             error: source,
         })?;
+        Ok(())
+    }
+
+    /// Attaches one loaded uprobe program at a file offset of the ELF file at `path` (Go's
+    /// function entries and RET instructions, found by `probe::gobin`).
+    pub fn attach_uprobe_at(
+        &mut self,
+        program: &'static str,
+        offset: u64,
+        path: &Path,
+    ) -> Result<(), KernelError> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program)
+            .ok_or(KernelError::MissingProgram(program))?
+            .try_into()
+            .map_err(|source| KernelError::Program {
+                name: program,
+                source,
+            })?;
+        prog.attach(offset, path, UProbeScope::AllProcesses)
+            .map_err(|source| KernelError::Program {
+                name: program,
+                source,
+            })?;
         Ok(())
     }
 
