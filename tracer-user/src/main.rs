@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{record, replay, run, Cli, Command};
+use tracer_user::cli::{check, record, replay, run, Cli, Command};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             std::time::SystemTime::now(),
             &mut std::io::stdout().lock(),
         ),
+        Some(Command::Check(args)) => check::check(args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

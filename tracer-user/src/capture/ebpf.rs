@@ -219,31 +219,6 @@ impl Kernel {
         Ok(())
     }
 
-    /// Attaches one loaded uprobe program at a file offset of the ELF file at `path` (Go's
-    /// function entries and RET instructions, found by `probe::gobin`).
-    pub fn attach_uprobe_at(
-        &mut self,
-        program: &'static str,
-        offset: u64,
-        path: &Path,
-    ) -> Result<(), KernelError> {
-        let prog: &mut UProbe = self
-            .ebpf
-            .program_mut(program)
-            .ok_or(KernelError::MissingProgram(program))?
-            .try_into()
-            .map_err(|source| KernelError::Program {
-                name: program,
-                source,
-            })?;
-        prog.attach(offset, path, UProbeScope::AllProcesses)
-            .map_err(|source| KernelError::Program {
-                name: program,
-                source,
-            })?;
-        Ok(())
-    }
-
     /// Takes the ring buffer out (for the reader task).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
         let map = self

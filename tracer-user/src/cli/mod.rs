@@ -1,4 +1,5 @@
 //! The command line: one module per subcommand; `main.rs` only dispatches.
+pub mod check;
 pub mod record;
 pub mod replay;
 pub mod run;
@@ -29,6 +30,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Calls, tokens and cost per process, model or provider, from a `--jsonl` file.
     Spend(crate::export::cli::SpendArgs),
+    /// List running processes, their TLS stack, and whether llm-tracer covers them.
+    Check(check::CheckArgs),
 }
 
 /// Message content export: off unless asked for (prompts and completions are user data).

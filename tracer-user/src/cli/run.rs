@@ -86,6 +86,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     health.set_attached_targets(source.targets().len() as u64);
     health.set_ready(true);
     println!("{}", ready_line(&source.targets()));
+    // Logs each process whose TLS the probes cannot see, once (see `llm-tracer check`).
+    let _coverage = crate::probe::coverage::spawn_coverage_watch(Duration::from_secs(10))?;
     let mut pipeline = Pipeline::new(args.content.pipeline_config());
     let mut handler = ExportCalls { setup };
     let result = drive(&mut source, &mut pipeline, &mut handler).await;

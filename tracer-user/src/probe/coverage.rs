@@ -186,6 +186,45 @@ impl CoverageTracker {
     }
 }
 
+/// The latest coverage verdicts, shared with whoever exports them (a self-metric per process).
+pub type SharedCoverage = std::sync::Arc<std::sync::Mutex<Vec<ProcessTls>>>;
+
+/// Rescans every process every `every` on a background thread, logs each newly seen
+/// uncovered process once (so "no spans" can be told apart from "no LLM calls"), and keeps the
+/// latest verdicts in the returned shared list. The thread lives as long as the process.
+pub fn spawn_coverage_watch(every: std::time::Duration) -> std::io::Result<SharedCoverage> {
+    let shared = SharedCoverage::default();
+    let out = shared.clone();
+    let own_pid = std::process::id();
+    std::thread::Builder::new()
+        .name("coverage".into())
+        .spawn(move || {
+            let mut scanner = Scanner::default();
+            let mut tracker = CoverageTracker::default();
+            loop {
+                let scan: Vec<ProcessTls> = scanner
+                    .scan_all()
+                    .into_iter()
+                    .filter(|p| p.pid != own_pid)
+                    .collect();
+                for p in tracker.update(scan) {
+                    tracing::warn!(
+                        "pid {} ({}, {}): TLS not covered: {}",
+                        p.pid,
+                        p.comm,
+                        p.exe,
+                        p.reason().unwrap_or("unknown")
+                    );
+                }
+                if let Ok(mut s) = shared.lock() {
+                    *s = tracker.with_tls().cloned().collect();
+                }
+                std::thread::sleep(every);
+            }
+        })?;
+    Ok(out)
+}
+
 /// The report as text: one line per process with TLS, then a summary.
 pub fn render_text(procs: &[ProcessTls], all: bool) -> String {
     use std::fmt::Write;

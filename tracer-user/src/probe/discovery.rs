@@ -18,12 +18,13 @@ use std::{
 
 use tracing::{debug, info, warn};
 
+use super::gobin::{self, GoBinary};
 use super::{
     elf::defined_dynamic_symbols,
     maps::{executable_files, FileId, Mapping},
     targets::{Family, FAMILIES, LIBRARY_DIRS},
 };
-use crate::capture::ebpf::Kernel;
+use crate::capture::ebpf::{programs, Kernel};
 
 /// What can attach a program (the kernel; a fake in tests).
 pub trait Attach {
@@ -238,8 +239,87 @@ impl<A: Attach> Discovery<A> {
             self.seen.insert(id, verdict);
             return attached;
         }
-        self.seen.insert(id, Verdict::NotTls);
-        false
+        let verdict = match gobin::analyze_path(access) {
+            Ok(Some(bin)) => self.attach_go(&bin, id, path, access, pid),
+            Ok(None) => Verdict::NotTls,
+            Err(e) => {
+                debug!("{path}: not analysable as a Go program: {e}");
+                Verdict::NotTls
+            }
+        };
+        let attached = matches!(verdict, Verdict::Attached);
+        self.seen.insert(id, verdict);
+        attached
+    }
+
+    /// Go's crypto/tls: entry probes on `(*Conn).Write`/`Read` and an entry-style probe on
+    /// every RET instruction of both (never a uretprobe: Go moves stacks).
+    fn attach_go(
+        &mut self,
+        bin: &GoBinary,
+        id: FileId,
+        path: &str,
+        access: &Path,
+        pid: Option<u32>,
+    ) -> Verdict {
+        let (write, read) = match bin.attachable() {
+            Ok(f) => f,
+            Err(reason) => {
+                // `llm-tracer check` lists these; a Go program without crypto/tls is normal.
+                debug!("{path}: Go program not hooked: {reason}");
+                return Verdict::NotTls;
+            }
+        };
+        // Return points first (see attach_family), then the entries.
+        let mut result = Ok(());
+        for off in write.ret_offsets.iter().chain(&read.ret_offsets) {
+            result = result.and_then(|()| {
+                self.attacher
+                    .attach(programs::GO_TLS_RET, "RET", *off, access)
+            });
+        }
+        result = result
+            .and_then(|()| {
+                self.attacher.attach(
+                    programs::GO_TLS_WRITE_ENTRY,
+                    write.name,
+                    write.entry_offset,
+                    access,
+                )
+            })
+            .and_then(|()| {
+                self.attacher.attach(
+                    programs::GO_TLS_READ_ENTRY,
+                    read.name,
+                    read.entry_offset,
+                    access,
+                )
+            });
+        if let Err(e) = result {
+            self.stats.attach_failures += 1;
+            warn!("{path}: attaching to Go crypto/tls failed: {e}");
+            return Verdict::Failed;
+        }
+        info!(
+            "attached go probes to {path} ({}, {} RET points{})",
+            bin.version_string
+                .as_deref()
+                .unwrap_or("unknown Go version"),
+            write.ret_offsets.len() + read.ret_offsets.len(),
+            pid.map(|p| format!(", found in pid {p}"))
+                .unwrap_or_default()
+        );
+        if let Ok(mut t) = self.targets.lock() {
+            t.push(AttachedTarget {
+                family: "go",
+                id,
+                path: path.to_string(),
+                access_path: access.to_path_buf(),
+                pid,
+                symbols: vec![gobin::TLS_WRITE, gobin::TLS_READ],
+            });
+        }
+        Verdict::Attached
     }
 
     fn attach_family(
@@ -458,8 +538,9 @@ mod tests {
             t.symbols,
             ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"]
         );
-        // 4 symbols x (return + entry) per attached file.
-        assert_eq!(d.attacher.calls.len(), 8 * targets.len());
+        // (return + entry) per hooked symbol of every attached file.
+        let hooks: usize = targets.iter().map(|t| 2 * t.symbols.len()).sum();
+        assert_eq!(d.attacher.calls.len(), hooks);
         assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_read_ex_entry"));
         // Entry and return of one symbol go to the same, non-zero file offset.
         let offsets: Vec<u64> = d.attacher.calls.iter().map(|c| c.2).collect();
@@ -500,5 +581,62 @@ mod tests {
         // Same mount namespace: the host path is used (it outlives the process).
         assert_eq!(t[0].access_path, Path::new(&t[0].path));
         assert_eq!(t[0].pid, Some(child.id()));
+    }
+
+    #[test]
+    fn attaches_go_probes_at_entries_and_every_ret_of_a_running_go_client() {
+        let go = Path::new("/usr/bin/go");
+        assert!(
+            go.exists(),
+            "TEST CANNOT RUN: /usr/bin/go is missing; install golang-go (cargo xtask setup)"
+        );
+        let dir = std::env::temp_dir().join(format!("disc-go-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("c.go");
+        std::fs::write(
+            &src,
+            "package main\nimport (\"crypto/tls\"; \"net\"; \"os\")\nfunc main() {\n\
+             c, err := net.Dial(\"tcp\", os.Args[1]); if err != nil { os.Exit(2) }\n\
+             t := tls.Client(c, &tls.Config{InsecureSkipVerify: true}); t.Write([]byte(\"x\"))\n\
+             t.Read(make([]byte, 9))\n}\n",
+        )
+        .unwrap();
+        let bin = dir.join("c");
+        let status = std::process::Command::new(go)
+            .args(["build", "-ldflags=-s -w", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .env(
+                "GOCACHE",
+                std::env::temp_dir().join("llm-tracer-test-gocache"),
+            )
+            .env("HOME", &dir)
+            .env("GO111MODULE", "off")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // A listener that never answers: the client blocks in the handshake.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut child = std::process::Command::new(&bin)
+            .arg(silent.local_addr().unwrap().to_string())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut d = Discovery::new(Fake::default());
+        let n = d.scan_pid(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(n, 1, "the Go executable is attached");
+        let t = d.targets_snapshot();
+        assert_eq!(t[0].family, "go");
+        assert_eq!(t[0].symbols, [gobin::TLS_WRITE, gobin::TLS_READ]);
+        let calls = &d.attacher.calls;
+        let rets = calls.iter().filter(|c| c.0 == programs::GO_TLS_RET).count();
+        assert!(rets >= 2, "{calls:?}");
+        assert_eq!(calls.len(), rets + 2);
+        // Returns first, entries last.
+        assert_eq!(calls[calls.len() - 2].0, programs::GO_TLS_WRITE_ENTRY);
+        assert_eq!(calls[calls.len() - 1].0, programs::GO_TLS_READ_ENTRY);
     }
 }

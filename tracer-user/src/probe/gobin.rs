@@ -167,14 +167,20 @@ pub fn analyze_path(path: &Path) -> Result<Option<GoBinary>, GoBinError> {
 /// Analyses an executable held in memory. `Ok(None)`: an ELF file, but not a Go program.
 pub fn analyze(data: &[u8]) -> Result<Option<GoBinary>, GoBinError> {
     let elf = object::File::parse(data)?;
+    // Go's linker always writes these sections; only a binary whose section headers were
+    // removed altogether is searched for the build info magic (a whole-file scan, which
+    // would be a waste on every ordinary library).
+    let go_section = elf.sections().any(|s| {
+        s.name().is_ok_and(|n| {
+            n == ".go.buildinfo" || n == ".note.go.buildid" || n.ends_with(".gopclntab")
+        })
+    });
+    let no_sections = elf.sections().next().is_none();
+    if !go_section && !no_sections {
+        return Ok(None);
+    }
     let version_string = build_version(&elf, data);
-    // Only a binary that says it is Go is searched for a pclntab (a magic scan over any large
-    // binary could otherwise mistake random bytes for one).
-    let is_go = version_string.is_some()
-        || elf.section_by_name(".go.buildinfo").is_some()
-        || elf.section_by_name(".gopclntab").is_some()
-        || elf.symbol_by_name("runtime.main").is_some();
-    if !is_go {
+    if !go_section && version_string.is_none() {
         return Ok(None);
     }
     let pcln = find_pclntab(&elf, data);

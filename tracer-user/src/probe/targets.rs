@@ -63,8 +63,36 @@ pub const OPENSSL: Family = Family {
     ],
 };
 
-/// Every family the agent knows.
-pub const FAMILIES: &[Family] = &[OPENSSL];
+/// GnuTLS (gnutls-cli, and programs linked against libgnutls such as wget, some curl builds):
+/// - `ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t len)`
+/// - `ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t len)`
+///
+/// Both return the bytes moved, or a negative error code. That is the shape of `SSL_write` /
+/// `SSL_read` (object, buffer, length; count or <= 0), so the OpenSSL programs serve as they
+/// are; the connection is the `gnutls_session_t`. (Return values above 2 GiB cannot occur: one
+/// call moves at most one TLS record.)
+pub const GNUTLS: Family = Family {
+    name: "gnutls",
+    marker: "gnutls_record_send",
+    library_prefixes: &["libgnutls.so"],
+    hooks: &[
+        Hook {
+            symbol: "gnutls_record_send",
+            entry: programs::SSL_WRITE_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: true,
+        },
+        Hook {
+            symbol: "gnutls_record_recv",
+            entry: programs::SSL_READ_ENTRY,
+            ret: programs::SSL_RW_RETURN,
+            required: true,
+        },
+    ],
+};
+
+/// Every family the agent knows (Go binaries are found by `probe::gobin`, not by symbols).
+pub const FAMILIES: &[Family] = &[OPENSSL, GNUTLS];
 
 /// Standard directories searched for libraries of [`Family::library_prefixes`].
 pub const LIBRARY_DIRS: &[&str] = &[

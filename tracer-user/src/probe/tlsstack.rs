@@ -63,8 +63,8 @@ impl Support {
     pub const CURRENT: Support = Support {
         openssl_dynamic: true,
         openssl_static: true,
-        go: false,
-        gnutls: false,
+        go: true,
+        gnutls: true,
         nss: false,
     };
 
