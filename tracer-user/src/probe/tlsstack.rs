@@ -18,13 +18,17 @@ use super::gobin::{self, GoBinary};
 #[serde(rename_all = "snake_case")]
 pub enum StackKind {
     /// libssl.so mapped from a file.
+    #[serde(rename = "openssl_dynamic")]
     OpenSslDynamic,
     /// OpenSSL linked into the executable (node, static builds).
+    #[serde(rename = "openssl_static")]
     OpenSslStatic,
     /// BoringSSL linked into the executable (Bun, Envoy, Chromium-based programs).
+    #[serde(rename = "boringssl_static")]
     BoringSslStatic,
     /// Go's crypto/tls.
     GoCryptoTls,
+    #[serde(rename = "gnutls")]
     GnuTls,
     Nss,
     Rustls,
