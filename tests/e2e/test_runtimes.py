@@ -22,6 +22,10 @@ import pytest
 from conftest import PYTHON, ROOT, TRACER_BIN, response_body, run_client, streams
 
 GO = shutil.which("go") or "/usr/bin/go"
+# Seconds to wait after a client is done before stopping the tracer: the records are drained
+# from the ring buffer, and the tracer's signal handler is in place (it is installed when its
+# main loop first runs, a moment after the `ready` line).
+SETTLE = 1.0
 FAKE_LLM = ROOT / "tests/fakes/llm_server.py"
 
 # A Go HTTPS client (net/http over crypto/tls). Env: WAIT_STDIN=1 waits for a line on stdin
@@ -116,12 +120,13 @@ def dechunk(read):
     return body
 
 
-def assert_go_exchange(records, pid, body, resp_marker, size):
+def assert_go_exchange(records, pid, body, resp_marker, size, log=""):
     s = streams(records, pid)
     want = response_body(resp_marker, size)
     hits = [c for (c, d), data in s.items() if d == "write" and body.encode() in data
             and dechunk(s.get((c, "read"), b"")) == want]
-    assert hits, f"pid {pid}: exchange not captured whole; streams: { {k: v[:100] for k, v in s.items()} }"
+    assert hits, (f"pid {pid}: exchange not captured whole; streams: "
+                  f"{ {k: v[:100] for k, v in s.items()} }\ntracer log: {log[-4000:]}")
     w = s[(hits[0], "write")]
     assert w.startswith(b"POST /"), w[:80]
     assert b"Go-http-client/1.1" in w
@@ -146,8 +151,9 @@ def test_go_client_running_before_the_tracer(tracer, tls_server, go_clients, tmp
     lines = out.decode().splitlines()
     assert lines[0] == f"HTTP/1.1 200 {size}", lines
     assert lines[1].startswith(f"<<{resp}>>"), "the Go program's output is intact"
-    t.stop()
-    assert_go_exchange(t.records(), p.pid, body, resp, size)
+    time.sleep(SETTLE)
+    _, log = t.stop()
+    assert_go_exchange(t.records(), p.pid, body, resp, size, log)
 
 
 def test_go_client_started_after_the_tracer(tracer, tls_server, go_clients, tmp_path):
@@ -160,8 +166,9 @@ def test_go_client_started_after_the_tracer(tracer, tls_server, go_clients, tmp_
     pid, out = run_client([str(exe), f"{tls_server.url}/v1/chat?resp={resp}&size=500"],
                           env={"DELAY": "1s", "BODY": body})
     assert out.decode().splitlines()[0] == "HTTP/1.1 200 500"
-    t.stop()
-    assert_go_exchange(t.records(), pid, body, resp, 500)
+    time.sleep(SETTLE)
+    _, log = t.stop()
+    assert_go_exchange(t.records(), pid, body, resp, 500, log)
 
 
 @pytest.fixture
@@ -180,17 +187,14 @@ def fake_llm(tls_cert, tmp_path):
     p.wait(10)
 
 
-def calls_of(stdout, pid):
+def calls_of(jsonl, pid):
+    """The calls of one process in a `--jsonl` export."""
     out = []
-    for line in stdout.splitlines():
-        if "{" not in line:
-            continue
-        try:
-            call = json.loads(line[line.index("{"):])
-        except ValueError:
-            continue
-        if call.get("origin", {}).get("pid") == pid:
-            out.append(call)
+    if jsonl.exists():
+        for line in jsonl.read_text().splitlines():
+            call = json.loads(line)
+            if call["origin"]["pid"] == pid:
+                out.append(call)
     return out
 
 
@@ -203,20 +207,21 @@ def test_go_llm_call_is_recognised(tracer, fake_llm, go_clients, tmp_path, strea
     if stream:
         req["stream_options"] = {"include_usage": True}  # usage is in the stream only then
     body = json.dumps(req)
-    t = tracer(command="run")
+    jsonl = tmp_path / "calls.jsonl"
+    t = tracer("--jsonl", str(jsonl), command="run")
     pid, out = run_client([str(exe), f"{url}/v1/chat/completions"],
                           env={"DELAY": "1s", "BODY": body})
     assert out.decode().startswith("HTTP/1.1 200")
-    time.sleep(1.5)
+    time.sleep(SETTLE + 0.5)
     stdout, stderr = t.stop()
-    calls = calls_of(stdout, pid)
+    calls = calls_of(jsonl, pid)
     assert len(calls) == 1, f"{stdout}\n{stderr[-3000:]}"
     call = calls[0]
     assert call["request"]["model"] == "gpt-4o-mini"
     assert call["streamed"] == stream
     assert call["usage"]["output_tokens"] == 5
     assert call["usage"]["input_tokens"] == 5
-    assert "test-fake-key-not-real" not in stdout, "the API key never leaves the process"
+    assert "test-fake-key-not-real" not in stdout + jsonl.read_text(), "the key never leaves"
 
 
 def gnutls_request(host, port, path, body):
@@ -237,6 +242,7 @@ def test_gnutls_cli_is_captured(tracer, tls_server):
     t = tracer()
     pid, out = gnutls_request("127.0.0.1", tls_server.port, f"/v1/chat?resp={resp}&size=400", body)
     assert f"<<{resp}>>".encode() in out
+    time.sleep(SETTLE)
     t.stop()
     s = streams(t.records(), pid)
     want = response_body(resp, 400)
@@ -245,19 +251,20 @@ def test_gnutls_cli_is_captured(tracer, tls_server):
     assert hits, f"gnutls-cli exchange not captured; streams: { {k: v[:100] for k, v in s.items()} }"
 
 
-def test_gnutls_llm_call_is_recognised(tracer, fake_llm):
+def test_gnutls_llm_call_is_recognised(tracer, fake_llm, tmp_path):
     if not shutil.which("gnutls-cli"):
         pytest.fail("gnutls-cli is not installed: run `cargo xtask setup --tests`")
     url, _ = fake_llm
     port = int(url.rsplit(":", 1)[1])
     body = json.dumps({"model": "gpt-4o-mini",
                        "messages": [{"role": "user", "content": "hello over gnutls"}]})
-    t = tracer(command="run")
+    jsonl = tmp_path / "calls.jsonl"
+    t = tracer("--jsonl", str(jsonl), command="run")
     pid, out = gnutls_request("127.0.0.1", port, "/v1/chat/completions", body)
     assert b"chat.completion" in out
-    time.sleep(1.5)
+    time.sleep(SETTLE + 0.5)
     stdout, stderr = t.stop()
-    calls = calls_of(stdout, pid)
+    calls = calls_of(jsonl, pid)
     assert len(calls) == 1, f"{stdout}\n{stderr[-3000:]}"
     assert calls[0]["request"]["model"] == "gpt-4o-mini"
     assert calls[0]["usage"]["input_tokens"] == 3

@@ -35,7 +35,9 @@ pub fn defined_dynamic_symbols<'a>(
         })
         .collect();
     let mut found = HashMap::new();
-    for sym in file.dynamic_symbols() {
+    // The static table too: a program may link a TLS library without exporting it (rustup's
+    // cargo has SSL_write in .symtab only); aya attaches there all the same.
+    for sym in file.dynamic_symbols().chain(file.symbols()) {
         if !sym.is_definition() {
             continue;
         }
@@ -87,5 +89,14 @@ mod tests {
         std::fs::write(&dir, b"not an elf").unwrap();
         assert!(defined_dynamic_symbols(&dir, &["malloc"]).is_err());
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn finds_statically_linked_openssl_that_is_not_exported() {
+        // rustup's cargo links OpenSSL statically: SSL_write is in .symtab, not in .dynsym.
+        // `cargo test` runs us with CARGO set to that binary.
+        let cargo = std::env::var_os("CARGO").expect("run under cargo");
+        let found = defined_dynamic_symbols(Path::new(&cargo), &["SSL_write", "SSL_read"]).unwrap();
+        assert_eq!(found.len(), 2, "{cargo:?}: {found:?}");
     }
 }
