@@ -26,6 +26,10 @@ GO = shutil.which("go") or "/usr/bin/go"
 # from the ring buffer, and the tracer's signal handler is in place (it is installed when its
 # main loop first runs, a moment after the `ready` line).
 SETTLE = 1.0
+# How long a Go client exec'd after the tracer waits before its first call. Hooking a new binary
+# takes ~100 ms on an idle machine; discovery is one thread, so on a machine busy exec'ing many
+# other programs (parallel builds) it can take seconds.
+EXEC_DELAY = "3s"
 FAKE_LLM = ROOT / "tests/fakes/llm_server.py"
 
 # A Go HTTPS client (net/http over crypto/tls). Env: WAIT_STDIN=1 waits for a line on stdin
@@ -158,13 +162,13 @@ def test_go_client_running_before_the_tracer(tracer, tls_server, go_clients, tmp
 
 def test_go_client_started_after_the_tracer(tracer, tls_server, go_clients, tmp_path):
     """A Go binary never seen before, exec'd while the tracer runs: discovery hooks it after the
-    exec; the client sleeps 1 s first (hooking takes ~100 ms)."""
+    exec; the client sleeps EXEC_DELAY first."""
     req, resp = markers()
     body = json.dumps({"model": "gpt-4o-mini", "note": req})
     exe = fresh_copy(go_clients["stripped"], tmp_path)
     t = tracer()
     pid, out = run_client([str(exe), f"{tls_server.url}/v1/chat?resp={resp}&size=500"],
-                          env={"DELAY": "1s", "BODY": body})
+                          env={"DELAY": EXEC_DELAY, "BODY": body})
     assert out.decode().splitlines()[0] == "HTTP/1.1 200 500"
     time.sleep(SETTLE)
     _, log = t.stop()
@@ -210,7 +214,7 @@ def test_go_llm_call_is_recognised(tracer, fake_llm, go_clients, tmp_path, strea
     jsonl = tmp_path / "calls.jsonl"
     t = tracer("--jsonl", str(jsonl), command="run")
     pid, out = run_client([str(exe), f"{url}/v1/chat/completions"],
-                          env={"DELAY": "1s", "BODY": body})
+                          env={"DELAY": EXEC_DELAY, "BODY": body})
     assert out.decode().startswith("HTTP/1.1 200")
     time.sleep(SETTLE + 0.5)
     stdout, stderr = t.stop()
