@@ -4,7 +4,7 @@
 //! protocol parser (HTTP/1.1 or HTTP/2); the parser's [`crate::http::ExchangeEvent`]s go to that
 //! connection's [`crate::genai::Recognizer`] (one per connection, dropped with it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::call::{LlmCall, Origin};
 use crate::conn::{self, ExchangeSink, TrackerConfig};
@@ -49,7 +49,14 @@ struct Recognizers {
     unclaimed: u64,
     /// Recogniser drops (`genai_*`), by reason.
     drops: BTreeMap<&'static str, u64>,
+    /// Open connections already reported as not LLM traffic (reported once each).
+    not_llm: HashSet<ConnKey>,
+    /// Reported and not yet taken by [`Pipeline::take_not_llm`].
+    not_llm_new: Vec<ConnKey>,
 }
+
+/// Most not-LLM connections kept for [`Pipeline::take_not_llm`] when nobody takes them (replay).
+const MAX_NOT_LLM_PENDING: usize = 4096;
 
 impl ExchangeSink for Recognizers {
     fn exchange(&mut self, origin: &Origin, event: ExchangeEvent) {
@@ -67,6 +74,12 @@ impl ExchangeSink for Recognizers {
             .or_insert_with(|| Recognizer::new(config.clone()));
         self.calls.extend(r.on_event(origin, event));
         r.drain_drops(&mut self.drops);
+        if r.not_llm_traffic()
+            && self.not_llm_new.len() < MAX_NOT_LLM_PENDING
+            && self.not_llm.insert(key)
+        {
+            self.not_llm_new.push(key);
+        }
     }
 
     fn closed(&mut self, origin: &Origin, ts_ns: u64) {
@@ -74,6 +87,7 @@ impl ExchangeSink for Recognizers {
             pid: origin.pid,
             conn: origin.conn,
         };
+        self.not_llm.remove(&key);
         if let Some(mut r) = self.by_conn.remove(&key) {
             // The parser ended what it knew of; anything the recogniser still holds is cut.
             self.calls.extend(r.finish(ts_ns));
@@ -109,6 +123,8 @@ impl Pipeline {
                 requests: 0,
                 unclaimed: 0,
                 drops: BTreeMap::new(),
+                not_llm: HashSet::new(),
+                not_llm_new: Vec::new(),
             },
             config,
             stats: PipelineStats::default(),
@@ -141,6 +157,13 @@ impl Pipeline {
 
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
+    }
+
+    /// Connections found to carry no LLM traffic since the last call (every request on them so
+    /// far was claimed by no provider); the agent may mute them in the kernel. Each open
+    /// connection is reported once.
+    pub fn take_not_llm(&mut self) -> Vec<ConnKey> {
+        std::mem::take(&mut self.recognizers.not_llm_new)
     }
 
     fn take_calls(&mut self) -> Vec<LlmCall> {

@@ -10,6 +10,7 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+mod bench;
 mod emit;
 mod gotls;
 mod openssl;

@@ -3,6 +3,7 @@
 //!
 //! Every install step lives here (never by hand), so a fresh machine and CI get the same set-up.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod setup;
@@ -46,6 +47,9 @@ enum Command {
     Test(test::TestArgs),
     /// Run every fuzz target (cargo-fuzz) for `--seconds` each, from the fixture-seeded corpus.
     Fuzz(fuzz::FuzzArgs),
+    /// Measure what tracing costs (probe, app-visible, agent CPU/RSS, loss, replay throughput);
+    /// writes target/bench/summary.json. As root.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -67,5 +71,6 @@ fn main() -> Result<()> {
         Command::Demo => demo::run(),
         Command::Test(args) => test::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

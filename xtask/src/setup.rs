@@ -5,7 +5,8 @@
 //!   bpf-linker 0.10.4) and bpf-linker 0.10.4 (the newest that builds here without a system LLVM;
 //!   shared/TOOLCHAIN.md).
 //! - Tests: Debian packages listed in `tests/apt-packages.txt`, and a Python venv in
-//!   `target/e2e-venv` with every `tests/*/requirements.txt` (re-installed only when those change).
+//!   `target/e2e-venv` with every `tests/*/requirements.txt` and `bench/requirements.txt`
+//!   (re-installed only when those change).
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -133,6 +134,11 @@ fn requirement_files() -> Result<Vec<PathBuf>> {
         }
     }
     files.sort();
+    // The benchmark's Python packages (`cargo xtask bench`).
+    let bench = root().join("bench/requirements.txt");
+    if bench.is_file() {
+        files.push(bench);
+    }
     Ok(files)
 }
 

@@ -35,6 +35,9 @@ pub mod programs {
         SSL_READ_EX_ENTRY,
         SSL_RW_RETURN,
     ];
+    /// Do-nothing entry and return programs (benchmarks only: the cost floor of a probe pair).
+    pub const BENCH_EMPTY_ENTRY: &str = "bench_empty_entry";
+    pub const BENCH_EMPTY_RETURN: &str = "bench_empty_return";
     /// (program, BTF tracepoint)
     pub const TRACEPOINTS: [(&str, &str); 2] = [
         ("sched_process_exec", "sched_process_exec"),
@@ -188,6 +191,18 @@ impl Kernel {
             })?;
         }
         Ok(Kernel { ebpf })
+    }
+
+    /// Loads a uprobe program that [`Kernel::load`] leaves out (the benchmark's empty pair).
+    pub fn load_uprobe(&mut self, name: &'static str) -> Result<(), KernelError> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(KernelError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| KernelError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| KernelError::Program { name, source })
     }
 
     /// Attaches one loaded uprobe program (entry or return, as compiled) at file offset

@@ -2,7 +2,8 @@
 //! buffer (tokio `AsyncFd`) into [`TlsEvent`]s.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex},
     thread,
     time::Duration,
@@ -10,8 +11,9 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use tracer_core::event::{flags, TlsEvent};
-use tracing::warn;
+use tracer_common::limits;
+use tracer_core::event::{flags, ConnKey, TlsEvent};
+use tracing::{debug, warn};
 
 use super::{
     decode::{decode, KernelRecord},
@@ -21,11 +23,17 @@ use super::{
 use crate::probe::discovery::{spawn_watcher, AttachedTarget, Discovery, DiscoveryStats};
 
 /// Options of the live capture.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub kernel: KernelOptions,
     /// How often every process is rescanned for libraries loaded late (dlopen).
     pub rescan_every: Duration,
+    /// Files under these paths are never attached.
+    pub exclude: Vec<PathBuf>,
+    /// Benchmarks: attach the do-nothing probe pair to this file.
+    pub bench_empty_probes: Option<PathBuf>,
+    /// Mute (in the kernel) connections the pipeline finds carry no LLM traffic.
+    pub mute_non_llm: bool,
 }
 
 impl Default for LiveOptions {
@@ -33,6 +41,9 @@ impl Default for LiveOptions {
         LiveOptions {
             kernel: KernelOptions::default(),
             rescan_every: Duration::from_secs(2),
+            exclude: Vec::new(),
+            bench_empty_probes: None,
+            mute_non_llm: false,
         }
     }
 }
@@ -71,6 +82,10 @@ pub struct LiveCapture {
     stats: SourceStats,
     /// Processes that sent TLS records (their exit is forwarded).
     tls_pids: HashSet<u32>,
+    /// Muted connections by process, unmuted when the process exits (its `SSL*` addresses
+    /// mean nothing after that). None when muting is off.
+    muted: Option<HashMap<u32, Vec<u64>>>,
+    muted_count: usize,
 }
 
 /// Records handed over per batch at most.
@@ -86,11 +101,15 @@ impl LiveCapture {
         check_privileges()?;
         check_kernel()?;
         let mut kernel = Kernel::load(opts.kernel)?;
+        if let Some(path) = &opts.bench_empty_probes {
+            attach_empty_pair(&mut kernel, path)?;
+        }
         let ring = kernel.take_events()?;
         let execs = kernel.take_execs()?;
         let stats_map = kernel.take_stats()?;
         let mute = kernel.take_mute()?;
         let mut discovery = Discovery::new(kernel);
+        discovery.set_exclude(opts.exclude.clone());
         discovery.scan_library_dirs();
         discovery.scan_all();
         if discovery.targets_snapshot().is_empty() {
@@ -114,6 +133,8 @@ impl LiveCapture {
             targets,
             stats: SourceStats::default(),
             tls_pids: HashSet::new(),
+            muted: opts.mute_non_llm.then(HashMap::new),
+            muted_count: 0,
         })
     }
 
@@ -148,10 +169,16 @@ impl LiveCapture {
                     let mut guard = guard?;
                     let ring = guard.get_inner_mut();
                     let before = out.len();
+                    let mut exited = Vec::new();
                     while let Some(item) = ring.next() {
                         self.stats.records += 1;
                         match decode(&item) {
-                            Ok(KernelRecord::Event(e)) => accept(&mut self.tls_pids, e, out),
+                            Ok(KernelRecord::Event(e)) => {
+                                if e.has(flags::PROCESS_EXIT) {
+                                    exited.push(e.pid);
+                                }
+                                accept(&mut self.tls_pids, e, out)
+                            }
                             Ok(KernelRecord::Exec { .. }) => self.stats.decode_errors += 1,
                             Err(e) => {
                                 self.stats.decode_errors += 1;
@@ -165,6 +192,10 @@ impl LiveCapture {
                     }
                     if out.len() - before < MAX_BATCH {
                         guard.clear_ready();
+                    }
+                    drop(guard);
+                    for pid in exited {
+                        self.unmute_process(pid);
                     }
                     if out.len() > before {
                         return Ok(());
@@ -184,6 +215,38 @@ impl LiveCapture {
 
     pub fn targets(&self) -> Vec<AttachedTarget> {
         self.targets.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Mutes connections that carry no LLM traffic (from [`tracer_core::pipeline::Pipeline::take_not_llm`])
+    /// when muting is on; the kernel then skips their reads and writes. Past the kernel map's
+    /// size, connections stay traced.
+    pub fn mute_not_llm(&mut self, keys: Vec<ConnKey>) {
+        let (Some(muted), Some(map)) = (self.muted.as_mut(), self.mute.as_mut()) else {
+            return;
+        };
+        for key in keys {
+            if self.muted_count >= limits::MAX_MUTED as usize {
+                return;
+            }
+            match map.mute(key.pid, key.conn) {
+                Ok(()) => {
+                    muted.entry(key.pid).or_default().push(key.conn);
+                    self.muted_count += 1;
+                    debug!("muted pid {} conn {:#x}: not LLM traffic", key.pid, key.conn);
+                }
+                Err(e) => warn!("cannot mute a connection: {e}"),
+            }
+        }
+    }
+
+    fn unmute_process(&mut self, pid: u32) {
+        let (Some(muted), Some(map)) = (self.muted.as_mut(), self.mute.as_mut()) else {
+            return;
+        };
+        for conn in muted.remove(&pid).unwrap_or_default() {
+            map.unmute(pid, conn);
+            self.muted_count -= 1;
+        }
     }
 
     /// The map of connections the probes must not copy (taken once, by the muting policy).

@@ -67,6 +67,20 @@ pub struct CaptureArgs {
     /// Seconds between rescans of all processes for TLS libraries loaded late.
     #[arg(long, default_value_t = 2.0)]
     pub rescan_secs: f64,
+    /// Never attach to TLS libraries or binaries under this path (repeatable), e.g. a private
+    /// copy of libssl used by traffic you do not want traced.
+    #[arg(long, value_name = "PATH")]
+    pub exclude_path: Vec<std::path::PathBuf>,
+    /// Benchmarks only: attach do-nothing entry+return programs to the OpenSSL read/write
+    /// functions of this file (exclude it with --exclude-path so ours stay off it).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub bench_empty_probes: Option<std::path::PathBuf>,
+    /// Stop copying connections whose first request is not an LLM call (the kernel skips them;
+    /// unrelated TLS traffic then costs a map lookup per call). Off by default: a keep-alive
+    /// connection that starts with a non-LLM request (e.g. GET /v1/models) and later carries an
+    /// LLM call would lose that call.
+    #[arg(long)]
+    pub mute_non_llm: bool,
 }
 
 impl CaptureArgs {
@@ -77,6 +91,9 @@ impl CaptureArgs {
                 ring_bytes: self.ring_bytes,
             },
             rescan_every: std::time::Duration::from_secs_f64(self.rescan_secs.clamp(0.1, 3600.0)),
+            exclude: self.exclude_path.clone(),
+            bench_empty_probes: self.bench_empty_probes.clone(),
+            mute_non_llm: self.mute_non_llm,
         }
     }
 }

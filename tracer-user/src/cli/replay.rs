@@ -38,6 +38,9 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
     let mut handler = PrintCalls;
     let mut conns: BTreeMap<(u32, u64), ConnSummary> = BTreeMap::new();
     let (mut bad, mut last_ts) = (0u64, 0u64);
+    // Where the time goes: reading and decoding the file vs the pipeline (and the call output).
+    let started = std::time::Instant::now();
+    let mut in_pipeline = std::time::Duration::ZERO;
     for item in reader {
         let event = match item {
             Ok(e) => e,
@@ -59,14 +62,19 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
             c.truncated += u64::from(event.has(flags::TRUNCATED));
             c.lost_before += u64::from(event.has(flags::LOST_BEFORE));
         }
+        let t = std::time::Instant::now();
         for call in pipeline.feed(event) {
             handler.on_call(call);
         }
+        in_pipeline += t.elapsed();
     }
+    let t = std::time::Instant::now();
     for call in pipeline.finish(last_ts) {
         handler.on_call(call);
     }
     handler.flush();
+    in_pipeline += t.elapsed();
+    let total = started.elapsed();
     println!("connections:");
     for ((pid, conn), c) in &conns {
         println!(
@@ -95,6 +103,12 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
         args.file.display(),
         bad,
         s.calls
+    );
+    println!(
+        "replay time {:.3} s: pipeline and output {:.3} s, reading and decoding the file {:.3} s",
+        total.as_secs_f64(),
+        in_pipeline.as_secs_f64(),
+        total.saturating_sub(in_pipeline).as_secs_f64()
     );
     Ok(())
 }

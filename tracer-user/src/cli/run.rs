@@ -119,6 +119,7 @@ pub async fn drive(
                         handler.on_call(call);
                     }
                 }
+                source.mute_not_llm(pipeline.take_not_llm());
             }
             _ = ticker.tick() => {
                 for call in pipeline.tick(monotonic_ns()) {
@@ -136,10 +137,13 @@ pub async fn drive(
     report_loss(source, lost_reported);
     let k = source.kernel_stats();
     info!(
-        "stopped: {} records delivered by the kernel, {} lost; pipeline saw {} events",
+        "stopped: {} records delivered by the kernel, {} lost, {} calls skipped on muted connections; pipeline saw {} events ({} bytes), {} calls",
         k.records,
         k.ringbuf_lost,
-        pipeline.stats().events
+        k.muted,
+        pipeline.stats().events,
+        pipeline.stats().bytes,
+        pipeline.stats().calls
     );
     Ok(())
 }

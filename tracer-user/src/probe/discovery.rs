@@ -90,6 +90,8 @@ pub struct Discovery<A: Attach> {
     stats: DiscoveryStats,
     proc_root: PathBuf,
     own_pid: u32,
+    /// Files under these paths are never attached (`--exclude-path`).
+    exclude: Vec<PathBuf>,
 }
 
 impl<A: Attach> Discovery<A> {
@@ -106,7 +108,13 @@ impl<A: Attach> Discovery<A> {
             stats: DiscoveryStats::default(),
             proc_root,
             own_pid: std::process::id(),
+            exclude: Vec::new(),
         }
+    }
+
+    /// Never attach to files under these paths (as the process, or the host, names them).
+    pub fn set_exclude(&mut self, prefixes: Vec<PathBuf>) {
+        self.exclude = prefixes;
     }
 
     /// The attached targets, shared (the list grows as discovery finds more).
@@ -206,6 +214,11 @@ impl<A: Attach> Discovery<A> {
     /// it was attached now.
     fn examine(&mut self, id: FileId, path: &str, access: &Path, pid: Option<u32>) -> bool {
         self.stats.files_examined += 1;
+        if self.exclude.iter().any(|p| Path::new(path).starts_with(p)) {
+            debug!("{path}: excluded (--exclude-path)");
+            self.seen.insert(id, Verdict::NotTls);
+            return false;
+        }
         let began = Instant::now();
         let attached = self.examine_families(id, path, access, pid);
         debug!("examined {path} in {} ms", began.elapsed().as_millis());
@@ -547,6 +560,26 @@ mod tests {
         assert!(offsets.iter().all(|&o| o > 0));
         assert_eq!(offsets[0], offsets[1]);
         assert_ne!(offsets[0], offsets[2]);
+    }
+
+    #[test]
+    fn excluded_paths_are_never_attached() {
+        let Some(libssl) = system_libssl() else {
+            eprintln!("SKIPPED: no libssl.so.3 on this machine");
+            return;
+        };
+        let mut d = Discovery::new(Fake::default());
+        // Every standard library directory excluded: nothing is attached, the files are
+        // remembered as not to be traced.
+        d.set_exclude(LIBRARY_DIRS.iter().map(PathBuf::from).collect());
+        assert_eq!(d.scan_library_dirs(), 0, "{} attached", libssl.display());
+        assert!(d.attacher.calls.is_empty());
+        assert!(d.targets_snapshot().is_empty());
+        assert!(d.stats().files_examined >= 1);
+        // A prefix that is not a whole path component does not exclude.
+        let mut d = Discovery::new(Fake::default());
+        d.set_exclude(vec![PathBuf::from("/us")]);
+        assert!(d.scan_library_dirs() >= 1);
     }
 
     #[test]
