@@ -365,8 +365,10 @@ impl Drop for FakeServer {
 struct Agent {
     child: Mutex<Child>,
     pid: u32,
-    /// The pid of every call the agent reported (from its JSON call lines).
+    /// Its stdout (the ready line; calls as JSON when there is no --jsonl).
     call_pids: Lines,
+    /// The calls it reported (--jsonl), when the binary has that option.
+    jsonl: Option<PathBuf>,
     /// Its log (stderr).
     log: Lines,
     otlp: bool,
@@ -395,8 +397,11 @@ impl Agent {
         } else {
             eprintln!("xtask bench: this llm-tracer has no --otlp-endpoint: agent cost measured WITHOUT OTLP export");
         }
-        if help.contains("--console") {
-            cmd.arg("--console");
+        let jsonl = bench_dir().join("calls.jsonl");
+        let _ = fs::remove_file(&jsonl);
+        let jsonl = help.contains("--jsonl").then_some(jsonl);
+        if let Some(j) = &jsonl {
+            cmd.arg("--jsonl").arg(j);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -424,6 +429,7 @@ impl Agent {
             child: Mutex::new(child),
             pid,
             call_pids: ready,
+            jsonl,
             log,
             otlp,
         })
@@ -454,11 +460,15 @@ impl Agent {
 
     /// Calls the agent reported for process `pid` so far.
     fn calls_for(&self, pid: u32) -> usize {
-        self.call_pids
-            .snapshot()
-            .iter()
-            .filter(|l| line_pid(l) == Some(pid))
-            .count()
+        let lines = match &self.jsonl {
+            Some(j) => fs::read_to_string(j)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            None => self.call_pids.snapshot(),
+        };
+        lines.iter().filter(|l| line_pid(l) == Some(pid)).count()
     }
 
     /// Ring-buffer records lost so far (the agent logs each loss, with the total bytes).
