@@ -200,9 +200,9 @@ impl Kernel {
             .program_mut(name)
             .ok_or(KernelError::MissingProgram(name))?
             .try_into()
-            .map_err(|source| KernelError::Program { name, source })?;
+            .map_err(|error| KernelError::Program { name, error })?;
         prog.load()
-            .map_err(|source| KernelError::Program { name, source })
+            .map_err(|error| KernelError::Program { name, error })
     }
 
     /// Attaches one loaded uprobe program (entry or return, as compiled) at file offset

@@ -58,6 +58,8 @@ pub enum StartError {
         "no TLS library found: no running process maps libssl or a binary exporting SSL_write, and none is in the standard library directories; install OpenSSL (libssl3) or start the program to trace first"
     )]
     NoTlsLibrary,
+    #[error("--bench-empty-probes {0}")]
+    BenchProbes(String),
     #[error("cannot watch the ring buffer: {0}")]
     Poll(std::io::Error),
 }
@@ -232,7 +234,10 @@ impl LiveCapture {
                 Ok(()) => {
                     muted.entry(key.pid).or_default().push(key.conn);
                     self.muted_count += 1;
-                    debug!("muted pid {} conn {:#x}: not LLM traffic", key.pid, key.conn);
+                    debug!(
+                        "muted pid {} conn {:#x}: not LLM traffic",
+                        key.pid, key.conn
+                    );
                 }
                 Err(e) => warn!("cannot mute a connection: {e}"),
             }
@@ -280,6 +285,28 @@ fn accept(tls_pids: &mut HashSet<u32>, e: TlsEvent, out: &mut Vec<TlsEvent>) {
         }
         out.push(e);
     }
+}
+
+/// Benchmarks: the do-nothing entry+return pair on the four OpenSSL read/write functions of
+/// `path`, the cost floor our probes are compared with (`cargo xtask bench`).
+fn attach_empty_pair(kernel: &mut Kernel, path: &Path) -> Result<(), StartError> {
+    use super::ebpf::programs::{BENCH_EMPTY_ENTRY, BENCH_EMPTY_RETURN};
+    const SYMBOLS: [&str; 4] = ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"];
+    let found = crate::probe::elf::defined_dynamic_symbols(path, &SYMBOLS)
+        .map_err(|e| StartError::BenchProbes(format!("{}: {e}", path.display())))?;
+    kernel.load_uprobe(BENCH_EMPTY_ENTRY)?;
+    kernel.load_uprobe(BENCH_EMPTY_RETURN)?;
+    for (symbol, &offset) in &found {
+        kernel.attach_uprobe(BENCH_EMPTY_RETURN, offset, path)?;
+        kernel.attach_uprobe(BENCH_EMPTY_ENTRY, offset, path)?;
+        tracing::debug!("bench: empty pair on {symbol}");
+    }
+    tracing::info!(
+        "bench: empty probe pair attached to {} ({} symbols)",
+        path.display(),
+        found.len()
+    );
+    Ok(())
 }
 
 /// The monotonic clock the kernel stamps records with (`bpf_ktime_get_ns`).
