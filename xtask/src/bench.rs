@@ -101,6 +101,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     machine(&mut summary);
     summary.insert("quick".into(), json!(args.quick));
 
+    // Other llm-tracer instances (other users' tests) attach to every libssl they see, the
+    // benchmark's private copies included: they perturb every figure. Counted, and warned about.
+    let others = other_tracers();
+    if others > 0 {
+        eprintln!("xtask bench: WARNING: {others} other llm-tracer process(es) running: their probes perturb the figures");
+    }
+    summary.insert("other_tracers_running_at_start".into(), json!(others));
     let receiver = Receiver::start()?;
     let server = FakeServer::start(&env)?;
     let agent = Agent::start(&env, &receiver)?;
@@ -201,6 +208,21 @@ impl Env {
             empty,
         })
     }
+}
+
+/// Running processes named llm-tracer (this benchmark's agent is not started yet).
+fn other_tracers() -> usize {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    fs::read_to_string(e.path().join("comm"))
+                        .map(|c| c.trim() == "llm-tracer")
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 fn find_system_lib(name: &str) -> Result<PathBuf> {
