@@ -176,7 +176,18 @@ fn normalise(events: &[ExchangeEvent]) -> (Vec<String>, Vec<Vec<u8>>) {
                 body,
                 late_attach,
                 ..
-            } => out.push(format!("req {exchange} {head:?} {body:?} {late_attach}")),
+            } => {
+                if body.truncated {
+                    // a compressed request body cut or corrupt: see above
+                    cut.push(body.bytes.clone());
+                    out.push(format!(
+                        "req {exchange} {head:?} cut {} {late_attach}",
+                        body.gap
+                    ));
+                } else {
+                    out.push(format!("req {exchange} {head:?} {body:?} {late_attach}"));
+                }
+            }
             ExchangeEvent::ResponseHead { exchange, head, .. } => {
                 out.push(format!("head {exchange} {head:?}"))
             }
