@@ -41,15 +41,29 @@ pub struct ContentArgs {
     /// `gen_ai.system_instructions` (JSON strings in the OTel GenAI message shape) on spans and
     /// in JSONL. Off by default. CAP: text bytes kept per call (default 65536); past it the text
     /// is cut and the call says so.
+    /// Also on with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
     #[arg(long, value_name = "CAP", num_args = 0..=1, default_missing_value = "65536")]
     pub capture_content: Option<usize>,
 }
 
+/// The OpenTelemetry GenAI instrumentations' switch for message content; `true` turns content
+/// capture on (at the default cap) when `--capture-content` is not given. The Helm chart sets it.
+pub const CAPTURE_CONTENT_ENV: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+const DEFAULT_CONTENT_CAP: usize = 65536;
+
 impl ContentArgs {
     /// The pipeline configuration these options ask for.
     pub fn pipeline_config(&self) -> tracer_core::pipeline::PipelineConfig {
+        self.pipeline_config_with(std::env::var(CAPTURE_CONTENT_ENV).ok().as_deref())
+    }
+
+    /// [`ContentArgs::pipeline_config`] with the environment switch's value given.
+    pub fn pipeline_config_with(&self, env: Option<&str>) -> tracer_core::pipeline::PipelineConfig {
         let mut cfg = tracer_core::pipeline::PipelineConfig::default();
-        cfg.recognizer.capture_content = self.capture_content;
+        let from_env = env
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            .then_some(DEFAULT_CONTENT_CAP);
+        cfg.recognizer.capture_content = self.capture_content.or(from_env);
         cfg
     }
 }
@@ -139,8 +153,21 @@ mod tests {
         assert_eq!(content_of(&["llm-tracer"]), None);
         assert_eq!(content_of(&["llm-tracer", "run"]), None);
         assert_eq!(content_of(&["llm-tracer", "replay", "f.jsonl"]), None);
-        let cfg = ContentArgs::default().pipeline_config();
+        let cfg = ContentArgs::default().pipeline_config_with(None);
         assert_eq!(cfg.recognizer.capture_content, None);
+        let cfg = ContentArgs::default().pipeline_config_with(Some("false"));
+        assert_eq!(cfg.recognizer.capture_content, None);
+    }
+
+    #[test]
+    fn the_otel_genai_content_switch_turns_capture_on_and_the_flag_wins() {
+        let cfg = ContentArgs::default().pipeline_config_with(Some("true"));
+        assert_eq!(cfg.recognizer.capture_content, Some(DEFAULT_CONTENT_CAP));
+        let cfg = ContentArgs {
+            capture_content: Some(512),
+        }
+        .pipeline_config_with(Some("TRUE"));
+        assert_eq!(cfg.recognizer.capture_content, Some(512));
     }
 
     #[test]
@@ -160,7 +187,7 @@ mod tests {
         let cfg = ContentArgs {
             capture_content: Some(512),
         }
-        .pipeline_config();
+        .pipeline_config_with(None);
         assert_eq!(cfg.recognizer.capture_content, Some(512));
         assert!(Cli::try_parse_from(["llm-tracer", "--capture-content=lots"]).is_err());
     }
