@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use tracing::warn;
 
-use super::{ready_line, shutdown_signal, CaptureArgs};
+use super::{ready_line, CaptureArgs, ShutdownSignal};
 use crate::capture::{file::RecordWriter, live::LiveCapture};
 
 #[derive(Debug, Clone, Args)]
@@ -24,10 +24,9 @@ pub struct RecordArgs {
 pub async fn record(args: RecordArgs) -> Result<()> {
     let mut writer = RecordWriter::create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut shutdown = ShutdownSignal::install()?;
     let mut source = LiveCapture::start(args.capture.live_options())?;
     println!("{}", ready_line(&source.targets()));
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     let deadline = tokio::time::sleep(
         args.duration
             .map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)))
@@ -39,7 +38,7 @@ pub async fn record(args: RecordArgs) -> Result<()> {
     let mut batch = Vec::new();
     loop {
         tokio::select! {
-            r = &mut shutdown => { r?; break; }
+            _ = shutdown.recv() => break,
             _ = &mut deadline => break,
             r = source.next_batch(&mut batch) => {
                 r?;

@@ -11,7 +11,7 @@ use tracer_core::{
 };
 use tracing::{info, warn};
 
-use super::{ready_line, shutdown_signal, CaptureArgs};
+use super::{ready_line, CaptureArgs, ShutdownSignal};
 use crate::capture::live::{monotonic_ns, LiveCapture};
 use crate::export::{
     cli::{ExportArgs, ExportSetup},
@@ -82,6 +82,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let health = Health::new();
     let pods = crate::k8s::start(&args.k8s).await?;
     let setup = crate::export::cli::setup(&args.export, health.clone(), pods).await?;
+    let mut shutdown = ShutdownSignal::install()?;
     let mut source = LiveCapture::start(args.capture.live_options())?;
     health.set_attached_targets(source.targets().len() as u64);
     health.set_ready(true);
@@ -90,7 +91,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let _coverage = crate::probe::coverage::spawn_coverage_watch(Duration::from_secs(10))?;
     let mut pipeline = Pipeline::new(args.content.pipeline_config());
     let mut handler = ExportCalls { setup };
-    let result = drive(&mut source, &mut pipeline, &mut handler).await;
+    let result = drive(&mut source, &mut pipeline, &mut handler, &mut shutdown).await;
     // Flush and stop the outputs even when the loop failed: calls already made are not lost.
     handler.setup.close().await;
     result
@@ -102,15 +103,14 @@ pub async fn drive(
     source: &mut LiveCapture,
     pipeline: &mut Pipeline,
     handler: &mut dyn CallHandler,
+    shutdown: &mut ShutdownSignal,
 ) -> Result<()> {
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut lost_reported = 0u64;
     let mut batch = Vec::new();
     loop {
         tokio::select! {
-            r = &mut shutdown => { r?; break; }
+            _ = shutdown.recv() => break,
             r = source.next_batch(&mut batch) => {
                 r?;
                 for event in batch.drain(..) {
