@@ -410,7 +410,8 @@ impl Agent {
             .arg("--bench-empty-probes")
             .arg(env.empty.join("libssl.so.3"))
             .arg("--mute-non-llm")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
         if otlp {
             cmd.args(["--otlp-endpoint", &receiver.http]);
             if help.contains("--otlp-protocol") {
