@@ -22,6 +22,10 @@ pub struct FuzzArgs {
     /// libFuzzer's random seed (CI passes one, so its short run goes the same way each time).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stop each target after this many inputs (with --seed: the same inputs on every run and
+    /// machine, whatever its speed; --seconds still bounds the time).
+    #[arg(long)]
+    pub runs: Option<u64>,
 }
 
 /// Limits given to libFuzzer: far above what any target needs, so a leak or a runaway input is
@@ -123,6 +127,7 @@ pub fn run(args: FuzzArgs) -> Result<()> {
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .args(LIBFUZZER_FLAGS)
             .args(args.seed.map(|s| format!("-seed={s}")))
+            .args(args.runs.map(|r| format!("-runs={r}")))
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .status()

@@ -603,12 +603,14 @@ impl H1Connection {
                     // stream after `[DONE]` without reading the last chunk) and the TLS library
                     // reused the connection object's address for its next connection, so the
                     // capture sees one stream. This response ends here with nothing lost; the
-                    // next one starts at this line.
+                    // next one starts at this line. Like the request side's resync, this looks at
+                    // the start of a read only (a new connection's answer comes in a fresh read),
+                    // so it depends on read boundaries by design: hence a `resync` drop reason.
                     let Phase::Body(mut b) = std::mem::replace(&mut self.resp_phase, Phase::Line)
                     else {
                         unreachable!("in a body")
                     };
-                    count_drop(&mut self.drops, "h1_response_cut_by_next_response");
+                    count_drop(&mut self.drops, "h1_response_resync_at_status_line");
                     self.end_response(&mut b, ts, EndReason::ConnectionClosed, false, out);
                 }
                 Phase::Body(b) => {
