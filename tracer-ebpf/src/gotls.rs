@@ -45,7 +45,7 @@ fn stash(ctx: &ProbeContext, dir: u32) -> u32 {
     let pid = (pid_tgid >> 32) as u32;
     let id = ConnId { conn, pid, _pad: 0 };
     // SAFETY: a lookup; the value is not kept.
-    if unsafe { MUTED.get(&id) }.is_some() {
+    if unsafe { MUTED.get(id) }.is_some() {
         count(stats::MUTED, 1);
         return 0;
     }
@@ -57,7 +57,7 @@ fn stash(ctx: &ProbeContext, dir: u32) -> u32 {
         direction: dir,
         _pad: 0,
     };
-    let _ = GO_ARGS.insert(&key, &args, 0);
+    let _ = GO_ARGS.insert(key, args, 0);
     0
 }
 
@@ -82,14 +82,14 @@ pub fn go_tls_ret(ctx: ProbeContext) -> u32 {
         _pad: 0,
     };
     // SAFETY: the value is copied out before it is removed.
-    let args = match unsafe { GO_ARGS.get(&key) } {
+    let args = match unsafe { GO_ARGS.get(key) } {
         Some(a) => *a,
         None => {
             count(stats::NO_ARGS, 1);
             return 0;
         }
     };
-    let _ = GO_ARGS.remove(&key);
+    let _ = GO_ARGS.remove(key);
     // `n` is a Go int; a Read may return data together with an error (e.g. io.EOF after the
     // last bytes), so the data is kept whenever n > 0.
     let n = n as i64;
