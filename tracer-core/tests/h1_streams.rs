@@ -391,20 +391,8 @@ fn gaps_are_flagged_never_glued() {
         })
         .collect();
     assert_eq!(data.concat(), [&body[..5], &body[10..]].concat());
-    assert!(got.contains(&End {
-        ex: 0,
-        reason: EndReason::Complete,
-        truncated: false,
-        gap: true,
-        capped: false
-    }));
-    assert!(got.contains(&End {
-        ex: 1,
-        reason: EndReason::Complete,
-        truncated: false,
-        gap: false,
-        capped: false
-    }));
+    assert_has(&got, &ended(0, EndReason::Complete, &["gap"]));
+    assert_has(&got, &ended(1, EndReason::Complete, &[]));
 
     // A hole in a chunked body: the exchange ends flagged, the next one is parsed.
     let c = chunked(&[b"hello", b"world"]);
@@ -424,23 +412,8 @@ fn gaps_are_flagged_never_glued() {
         msg(R, response(200, &[("Content-Length", "1")], b"B")),
     ];
     let got = split_invariant(&script, 100);
-    assert!(
-        got.contains(&End {
-            ex: 0,
-            reason: EndReason::Abandoned,
-            truncated: false,
-            gap: true,
-            capped: false
-        }),
-        "{got:?}"
-    );
-    assert!(
-        got.contains(&Data {
-            ex: 1,
-            data: b"B".to_vec()
-        }),
-        "{got:?}"
-    );
+    assert_has(&got, &ended(0, EndReason::Abandoned, &["gap"]));
+    assert_has(&got, &response_data(1, b"B"));
 
     // A hole in a request body: the request goes out flagged; a hole in a request head loses
     // that request only.
@@ -484,23 +457,8 @@ fn truncated_records_become_gaps() {
         r.flags &= !flags::LOST_BEFORE;
     }
     let got = normalize(&run(recs));
-    assert!(
-        got.contains(&N::End {
-            ex: 0,
-            reason: EndReason::Complete,
-            truncated: false,
-            gap: true,
-            capped: false
-        }),
-        "{got:?}"
-    );
-    assert!(
-        got.contains(&N::Data {
-            ex: 1,
-            data: b"B".to_vec()
-        }),
-        "{got:?}"
-    );
+    assert_has(&got, &ended(0, EndReason::Complete, &["gap"]));
+    assert_has(&got, &response_data(1, b"B"));
 }
 
 #[test]
@@ -524,13 +482,7 @@ fn switching_protocols_stops_parsing() {
     let got = split_invariant(&script, 30);
     use N::*;
     assert_eq!(got.iter().filter(|n| matches!(n, Req { .. })).count(), 1);
-    assert!(got.contains(&End {
-        ex: 0,
-        reason: EndReason::Complete,
-        truncated: false,
-        gap: false,
-        capped: false
-    }));
+    assert_has(&got, &ended(0, EndReason::Complete, &[]));
 }
 
 #[test]
@@ -571,10 +523,7 @@ fn process_exit_abandons_open_calls() {
             capped: false
         })
     );
-    assert!(got.contains(&N::Data {
-        ex: 0,
-        data: b"hello".to_vec()
-    }));
+    assert_has(&got, &response_data(0, b"hello"));
     assert!(r
         .origins
         .iter()
@@ -616,16 +565,7 @@ fn records_after_process_exit_do_not_reopen_the_connection() {
     r.tracker.drain_drops(&mut drops);
     assert_eq!(drops.get("conn_record_after_exit"), Some(&1), "{drops:?}");
     let got = normalize(&r.events);
-    assert!(
-        got.contains(&N::End {
-            ex: 0,
-            reason: EndReason::Abandoned,
-            truncated: false,
-            gap: false,
-            capped: false
-        }),
-        "{got:?}"
-    );
+    assert_has(&got, &ended(0, EndReason::Abandoned, &[]));
     assert!(
         got.iter()
             .any(|n| matches!(n, N::Req { target, .. } if target == "/new")),
@@ -658,23 +598,8 @@ fn a_reused_connection_address_starts_a_new_connection() {
     let r = run_with(Default::default(), recs, true);
     assert_eq!(r.tracker.stats().connections_reused, 1);
     let got = normalize(&r.events);
-    assert!(
-        got.contains(&N::End {
-            ex: 0,
-            reason: EndReason::ConnectionClosed,
-            truncated: false,
-            gap: false,
-            capped: false
-        }),
-        "{got:?}"
-    );
-    assert!(
-        got.contains(&N::Data {
-            ex: 0,
-            data: b"B".to_vec()
-        }),
-        "{got:?}"
-    );
+    assert_has(&got, &ended(0, EndReason::ConnectionClosed, &[]));
+    assert_has(&got, &response_data(0, b"B"));
 }
 
 #[test]
@@ -780,23 +705,11 @@ fn an_early_answer_sends_the_incomplete_request_first() {
         ),
         "{got:?}"
     );
-    assert!(got.contains(&End {
-        ex: 0,
-        reason: EndReason::Complete,
-        truncated: false,
-        gap: false,
-        capped: false
-    }));
+    assert_has(&got, &ended(0, EndReason::Complete, &[]));
     assert!(
         got.iter()
             .any(|n| matches!(n, Req { ex: 1, target, truncated: false, .. } if target == "/b")),
         "{got:?}"
     );
-    assert!(
-        got.contains(&Data {
-            ex: 1,
-            data: b"B".to_vec()
-        }),
-        "{got:?}"
-    );
+    assert_has(&got, &response_data(1, b"B"));
 }

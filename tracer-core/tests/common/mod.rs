@@ -142,6 +142,50 @@ pub enum N {
     },
 }
 
+/// `N::End` for exchange `ex`, with the named flags ("truncated", "gap", "capped") set.
+#[allow(dead_code)] // not every test file that includes `common` asserts on ends
+pub fn ended(ex: u64, reason: EndReason, flags: &[&str]) -> N {
+    for f in flags {
+        assert!(
+            ["truncated", "gap", "capped"].contains(f),
+            "unknown flag {f}"
+        );
+    }
+    N::End {
+        ex,
+        reason,
+        truncated: flags.contains(&"truncated"),
+        gap: flags.contains(&"gap"),
+        capped: flags.contains(&"capped"),
+    }
+}
+
+/// `N::Data` for exchange `ex` (adjacent data events are merged by `normalize`).
+#[allow(dead_code)]
+pub fn response_data(ex: u64, bytes: &[u8]) -> N {
+    N::Data {
+        ex,
+        data: bytes.to_vec(),
+    }
+}
+
+/// The request targets, in order.
+#[allow(dead_code)]
+pub fn targets(got: &[N]) -> Vec<String> {
+    got.iter()
+        .filter_map(|n| match n {
+            N::Req { target, .. } => Some(target.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[allow(dead_code)]
+#[track_caller]
+pub fn assert_has(got: &[N], want: &N) {
+    assert!(got.contains(want), "missing {want:?} in {got:?}");
+}
+
 pub fn normalize(events: &[ExchangeEvent]) -> Vec<N> {
     let mut out: Vec<N> = Vec::new();
     for e in events {
