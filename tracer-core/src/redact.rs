@@ -169,14 +169,68 @@ fn redact_header_arg(arg: &str) -> Option<String> {
     (header_shaped && is_secret_header(name)).then(|| format!("{name}: {REDACTED}"))
 }
 
+/// Flags whose value is a request body given inline, in the HTTP client tools of `HTTP_TOOLS`
+/// (elsewhere `-d` means other things): a prompt typed on the command line must not reach
+/// `process.command_line`.
+const DATA_FLAGS: &[&str] = &[
+    "d",
+    "data",
+    "data-raw",
+    "data-binary",
+    "data-ascii",
+    "data-urlencode",
+    "json",
+    "F",
+    "form",
+    "form-string",
+    "body",
+    "post-data",
+    "body-data",
+    "raw",
+];
+
+const HTTP_TOOLS: &[&str] = &[
+    "curl", "wget", "http", "https", "xh", "xhs", "curlie", "grpcurl",
+];
+
+/// An argument that is a payload rather than an option: inline JSON, multi-line text, or long
+/// enough to be a prompt. A file reference (`@body.json`) is kept: it names, not carries, data.
+fn looks_like_payload(arg: &str) -> bool {
+    let a = arg.trim_start();
+    !a.starts_with('@')
+        && (a.starts_with('{') || a.starts_with('[') || a.contains('\n') || a.len() > 256)
+}
+
+fn payload_placeholder(arg: &str) -> String {
+    format!("[CONTENT: {} bytes]", arg.len())
+}
+
 /// A process command line (argv) with secrets replaced, for `process.command_line`:
 /// `--api-key=X`, `--token X`, `-p X` after a secret flag, `OPENAI_API_KEY=X`, URLs with
 /// credentials or secret query parameters, and anything that looks like a well-known API key.
+/// Inline request bodies (`curl -d '{"messages":...}'`, `--data=...`, any inline JSON or long
+/// text) are replaced by their size: prompt text leaves the agent only with content capture.
 pub fn redact_command_line<S: AsRef<str>>(args: &[S]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut redact_next = false;
+    let mut payload_next = false;
+    let http_tool = args.first().is_some_and(|a| {
+        let exe = a.as_ref().rsplit('/').next().unwrap_or_default();
+        HTTP_TOOLS.contains(&exe)
+    });
     for arg in args {
         let arg = arg.as_ref();
+        if payload_next {
+            payload_next = false;
+            if !arg.starts_with('@') {
+                out.push(payload_placeholder(arg));
+                continue;
+            }
+        }
+        if looks_like_payload(arg) && !arg.starts_with('-') {
+            out.push(payload_placeholder(arg));
+            continue;
+        }
         if redact_next {
             redact_next = false;
             if !arg.starts_with('-') || looks_like_key(arg) {
@@ -210,9 +264,19 @@ pub fn redact_command_line<S: AsRef<str>>(args: &[S]) -> Vec<String> {
                         REDACTED
                     ));
                 }
+                Some((name, value))
+                    if http_tool && DATA_FLAGS.contains(&name) && !value.starts_with('@') =>
+                {
+                    out.push(format!(
+                        "{}={}",
+                        &arg[..arg.len() - flag.len() + name.len()],
+                        payload_placeholder(value)
+                    ));
+                }
                 Some(_) => out.push(redact_target(arg)),
                 None => {
                     redact_next = is_secret_name(flag);
+                    payload_next = http_tool && DATA_FLAGS.contains(&flag);
                     out.push(arg.to_string());
                 }
             }
@@ -396,6 +460,46 @@ mod tests {
         assert_eq!(
             redact_command_line(&["--token", "-v"]),
             vec!["--token", "-v"]
+        );
+    }
+
+    #[test]
+    fn inline_request_bodies_are_replaced_by_their_size() {
+        let prompt = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"PROMPT-CANARY"}]}"#;
+        let argv = [
+            "curl",
+            "-d",
+            prompt,
+            "--data-raw=PROMPT-CANARY plain text",
+            "--json",
+            "PROMPT-CANARY",
+            "-d",
+            "@body.json",
+            "https://api.openai.com/v1/chat/completions",
+        ];
+        let r = redact_command_line(&argv);
+        let joined = r.join(" ");
+        assert!(!joined.contains("PROMPT-CANARY"), "{joined}");
+        assert_eq!(r[2], format!("[CONTENT: {} bytes]", prompt.len()));
+        assert_eq!(r[3], "--data-raw=[CONTENT: 24 bytes]");
+        assert_eq!(r[7], "@body.json", "a file reference is kept");
+        assert_eq!(r[8], "https://api.openai.com/v1/chat/completions");
+        // `-d` is a data flag only in HTTP tools.
+        assert_eq!(
+            redact_command_line(&["/usr/bin/python3", "-d", "app.py"]),
+            vec!["/usr/bin/python3", "-d", "app.py"]
+        );
+        // A bare JSON or multi-line argument is a payload whatever flag comes before it.
+        let r = redact_command_line(&["tool", "[1,2]", "line one\nline two", "--model", "m"]);
+        assert_eq!(
+            r,
+            vec![
+                "tool",
+                "[CONTENT: 5 bytes]",
+                "[CONTENT: 17 bytes]",
+                "--model",
+                "m"
+            ]
         );
     }
 
