@@ -22,6 +22,10 @@ const CMDLINE_CAP: u64 = 64 * 1024;
 const CACHE_CAP: usize = 8192;
 /// How often a cached pid is checked for reuse.
 const REVALIDATE: Duration = Duration::from_secs(1);
+/// How long a containerised process whose pod is not (yet) in the pod index is looked up again
+/// (at each revalidation): the watch learns of a new pod a moment after its first container
+/// starts, and a process traced in that moment would otherwise keep no `k8s.*` attributes.
+const POD_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The identity of a traced process, as exported (`process.*`, `service.name`, `container.id`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -266,12 +270,50 @@ fn user_name(uid: u32) -> Option<String> {
     Some(uid.to_string())
 }
 
+#[derive(Debug)]
+struct Entry {
+    info: Arc<ProcessInfo>,
+    /// When the pid was last checked for reuse.
+    checked: Instant,
+    /// Until when a missing pod lookup is retried (a containerised process whose pod the
+    /// index did not know yet).
+    pod_retry_until: Option<Instant>,
+}
+
+enum PodAnswer {
+    Found(Arc<crate::k8s::PodMeta>),
+    /// In a container, but its pod is not in the index (yet).
+    NotYet,
+    /// No lookup configured, the process is gone, or it runs outside any container.
+    NotInAPod,
+}
+
+fn pod_of(procfs: &ProcFs, pods: Option<&crate::k8s::PodLookup>, pid: u32) -> PodAnswer {
+    let Some(pods) = pods else {
+        return PodAnswer::NotInAPod;
+    };
+    let Ok(cgroup) = fs::read_to_string(procfs.path(pid, "cgroup")) else {
+        return PodAnswer::NotInAPod;
+    };
+    match pods.lookup_now(&cgroup) {
+        Some(pod) => PodAnswer::Found(pod),
+        None if crate::k8s::container_id_from_cgroup(&cgroup).is_some() => PodAnswer::NotYet,
+        None => PodAnswer::NotInAPod,
+    }
+}
+
+fn add_pod_attributes(info: &mut ProcessInfo, pod: &crate::k8s::PodMeta) {
+    let attrs = pod.attributes().into_iter();
+    info.attributes
+        .extend(attrs.map(|(k, v)| (k.to_string(), v)));
+}
+
 /// Process facts cached per pid.
 #[derive(Debug)]
 pub struct ProcessCache {
     procfs: ProcFs,
-    /// pid -> facts, and when the pid was last checked for reuse.
-    entries: HashMap<u32, (Arc<ProcessInfo>, Instant)>,
+    /// pid -> facts.
+    entries: HashMap<u32, Entry>,
     order: VecDeque<u32>,
     revalidate: Duration,
     /// Kubernetes pod metadata (`k8s.*` attributes), when running in a cluster.
@@ -323,17 +365,30 @@ impl ProcessCache {
     /// The process behind `origin`: cached, re-read when the pid was reused, or as much as the
     /// capture tells when the process is gone and was never read.
     pub fn get(&mut self, origin: &Origin) -> Arc<ProcessInfo> {
-        if let Some((info, checked)) = self.entries.get_mut(&origin.pid) {
-            if checked.elapsed() < self.revalidate {
-                return info.clone();
+        if let Some(e) = self.entries.get_mut(&origin.pid) {
+            if e.checked.elapsed() < self.revalidate {
+                return e.info.clone();
             }
             match self.procfs.start_ticks(origin.pid) {
                 // Still the same process, or gone: the cached facts are the best we have.
-                Some(t) if Some(t) == info.start_ticks => {
-                    *checked = Instant::now();
-                    return info.clone();
+                Some(t) if Some(t) == e.info.start_ticks => {
+                    let now = Instant::now();
+                    e.checked = now;
+                    if let Some(until) = e.pod_retry_until {
+                        match pod_of(&self.procfs, self.pods.as_ref(), origin.pid) {
+                            PodAnswer::Found(pod) => {
+                                let mut info = (*e.info).clone();
+                                add_pod_attributes(&mut info, &pod);
+                                e.info = Arc::new(info);
+                                e.pod_retry_until = None;
+                            }
+                            _ if now >= until => e.pod_retry_until = None,
+                            _ => {}
+                        }
+                    }
+                    return e.info.clone();
                 }
-                None => return info.clone(),
+                None => return e.info.clone(),
                 // A new process reused the pid.
                 Some(_) => {}
             }
@@ -342,22 +397,22 @@ impl ProcessCache {
             .procfs
             .read(origin)
             .unwrap_or_else(|| ProcessInfo::from_origin(origin));
-        if let Some(pods) = &self.pods {
-            let pod = fs::read_to_string(self.procfs.path(origin.pid, "cgroup"))
-                .ok()
-                .and_then(|cgroup| pods.lookup_now(&cgroup));
-            if let Some(pod) = pod {
-                let attrs = pod.attributes().into_iter();
-                info.attributes
-                    .extend(attrs.map(|(k, v)| (k.to_string(), v)));
+        let now = Instant::now();
+        let pod_retry_until = match pod_of(&self.procfs, self.pods.as_ref(), origin.pid) {
+            PodAnswer::Found(pod) => {
+                add_pod_attributes(&mut info, &pod);
+                None
             }
-        }
+            PodAnswer::NotYet => Some(now + POD_RETRY_FOR),
+            PodAnswer::NotInAPod => None,
+        };
         let info = Arc::new(info);
-        if self
-            .entries
-            .insert(origin.pid, (info.clone(), Instant::now()))
-            .is_none()
-        {
+        let entry = Entry {
+            info: info.clone(),
+            checked: now,
+            pod_retry_until,
+        };
+        if self.entries.insert(origin.pid, entry).is_none() {
             self.order.push_back(origin.pid);
         }
         while self.entries.len() > CACHE_CAP {
@@ -493,6 +548,50 @@ mod tests {
                 ("k8s.deployment.name", "chat-api"),
             ]
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pod_the_index_learns_of_later_is_added_at_revalidation() {
+        let dir = tempdir("podlater");
+        fake_proc(&dir, 78, 5, b"", b"python3\0");
+        let pods = crate::k8s::PodLookup::fixed([]);
+        let mut cache =
+            ProcessCache::new(ProcFs::at(&dir)).with_revalidate_interval(Duration::ZERO);
+        cache.set_pod_lookup(pods.clone());
+        let origin = Origin {
+            pid: 78,
+            tid: 78,
+            comm: "python3".into(),
+            conn: 1,
+        };
+        let pod_name = |info: &ProcessInfo| {
+            info.attributes
+                .iter()
+                .find(|(k, _)| k == "k8s.pod.name")
+                .map(|(_, v)| v.clone())
+        };
+        // Read before the watch knows the pod: no k8s attributes, and none invented.
+        assert_eq!(pod_name(&cache.get(&origin)), None);
+        assert_eq!(pod_name(&cache.get(&origin)), None);
+        pods.insert_fixed(
+            "3f4b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b",
+            crate::k8s::PodMeta {
+                pod_name: "late-pod".into(),
+                namespace: "ns".into(),
+                ..Default::default()
+            },
+        );
+        let info = cache.get(&origin);
+        assert_eq!(pod_name(&info).as_deref(), Some("late-pod"));
+        // Added once: later revalidations keep one copy.
+        let info = cache.get(&origin);
+        let n = info
+            .attributes
+            .iter()
+            .filter(|(k, _)| k == "k8s.pod.name")
+            .count();
+        assert_eq!(n, 1);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -20,7 +20,11 @@ mod meta;
 #[cfg(feature = "k8s")]
 mod resolver;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 pub use cgroup::{container_id_from_cgroup, pod_uid_from_cgroup};
 pub use meta::PodMeta;
@@ -109,8 +113,8 @@ pub struct PodLookup {
 enum LookupInner {
     #[cfg(feature = "k8s")]
     Api(PodResolver),
-    /// Fixed answers by container id (tests of callers, without an API server).
-    Fixed(Arc<HashMap<String, Arc<PodMeta>>>),
+    /// Answers by container id from a table (tests of callers, without an API server).
+    Fixed(Arc<RwLock<HashMap<String, Arc<PodMeta>>>>),
 }
 
 impl PodLookup {
@@ -118,7 +122,18 @@ impl PodLookup {
     pub fn fixed(table: impl IntoIterator<Item = (String, PodMeta)>) -> Self {
         let table = table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Self {
-            inner: LookupInner::Fixed(Arc::new(table)),
+            inner: LookupInner::Fixed(Arc::new(RwLock::new(table))),
+        }
+    }
+
+    /// Adds an answer to a [`PodLookup::fixed`] table (a pod that appears later, as a watch
+    /// would learn of it); a no-op on an API-backed lookup.
+    pub fn insert_fixed(&self, container_id: &str, meta: PodMeta) {
+        #[allow(irrefutable_let_patterns)] // irrefutable without the `k8s` feature
+        if let LookupInner::Fixed(t) = &self.inner {
+            t.write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(container_id.to_string(), Arc::new(meta));
         }
     }
 
@@ -128,7 +143,11 @@ impl PodLookup {
         match &self.inner {
             #[cfg(feature = "k8s")]
             LookupInner::Api(r) => r.resolve_cgroup_now(cgroup_file_text),
-            LookupInner::Fixed(t) => t.get(&container_id_from_cgroup(cgroup_file_text)?).cloned(),
+            LookupInner::Fixed(t) => t
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&container_id_from_cgroup(cgroup_file_text)?)
+                .cloned(),
         }
     }
 
