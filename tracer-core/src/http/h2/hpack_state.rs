@@ -131,6 +131,9 @@ impl HpackState {
     /// Decode one complete header block (HEADERS + CONTINUATION fragments, or PUSH_PROMISE).
     /// On error the state is reset to late mode and the error returned (the block is lost).
     pub fn decode(&mut self, block: &[u8]) -> Result<Block, HpackError> {
+        // Huffman literals made plain first: same fields, a fraction of loona-hpack's cost.
+        let plain = super::plain_literals::rewrite(block);
+        let block = plain.as_deref().unwrap_or(block);
         match self.decode_once(block) {
             Ok(b) => Ok(b),
             Err(loona_hpack::decoder::DecoderError::HeaderIndexOutOfBounds)

@@ -27,6 +27,7 @@
 
 pub mod frames;
 pub mod hpack_state;
+mod plain_literals;
 
 use std::collections::{BTreeMap, VecDeque};
 
