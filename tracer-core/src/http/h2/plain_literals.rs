@@ -151,7 +151,9 @@ fn write_int(out: &mut Vec<u8>, flags: u8, prefix: u8, value: u64) {
 mod tests {
     use super::*;
 
-    fn decode_all(block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn decode_all(block: &[u8]) -> Result<Fields, String> {
         let mut d = loona_hpack::Decoder::new();
         d.decode(block)
             .map_err(|e| format!("{e:?}"))
