@@ -445,6 +445,14 @@ impl Recognizer {
         }
         x.api.end(acc);
         let call = &mut acc.call;
+        // A call ends no earlier than the response bytes it was built from: records released
+        // from the capture's reorder buffer can carry later timestamps than the event that ends
+        // the exchange (found by the pipeline fuzz target).
+        let t = &mut call.timing;
+        t.end_ns = t
+            .end_ns
+            .max(t.first_output_ns.unwrap_or(0))
+            .max(t.response_start_ns.unwrap_or(0));
         // a choice index that never got a reason leaves a hole: drop it
         call.response.finish_reasons.retain(|r| !r.is_empty());
         // error.type: an in-band error, else the HTTP status for a failed response.
