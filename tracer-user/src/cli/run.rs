@@ -28,6 +28,10 @@ pub struct RunArgs {
     pub k8s: crate::k8s::K8sArgs,
     #[command(flatten)]
     pub content: super::ContentArgs,
+    /// Seconds between coverage scans of all processes (the `llm_tracer.process.coverage`
+    /// metric and the log line for each new process whose TLS the probes cannot see).
+    #[arg(long, default_value_t = 10.0)]
+    pub coverage_secs: f64,
 }
 
 /// What happens to each recognised call, and what the run loop reports on the way.
@@ -87,8 +91,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     health.set_attached_targets(source.targets().len() as u64);
     health.set_ready(true);
     println!("{}", ready_line(&source.targets()));
-    // Logs each process whose TLS the probes cannot see, once (see `llm-tracer check`).
-    let _coverage = crate::probe::coverage::spawn_coverage_watch(Duration::from_secs(10))?;
+    // Logs each process whose TLS the probes cannot see, once (see `llm-tracer check`), and
+    // keeps the verdicts for the `llm_tracer.process.coverage` metric.
+    crate::probe::coverage::spawn_coverage_watch(
+        Duration::from_secs_f64(args.coverage_secs.clamp(0.1, 3600.0)),
+        health.coverage(),
+    )?;
     let mut pipeline = Pipeline::new(args.content.pipeline_config());
     let mut handler = ExportCalls { setup };
     let result = drive(&mut source, &mut pipeline, &mut handler, &mut shutdown).await;

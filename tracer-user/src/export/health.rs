@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use opentelemetry::metrics::Meter;
 use opentelemetry::KeyValue;
 
+use crate::probe::coverage::SharedCoverage;
+
 /// Shared counters. Totals only ever grow except `attached_targets` (a gauge).
 #[derive(Debug, Default)]
 pub struct Health {
@@ -26,6 +28,9 @@ pub struct Health {
     drops: Mutex<BTreeMap<String, u64>>,
     /// sink -> total.
     export_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// The latest TLS coverage verdict of every process with a TLS stack (filled by
+    /// `probe::coverage::spawn_coverage_watch`; processes that exit leave it at the next scan).
+    coverage: SharedCoverage,
 }
 
 /// Store a drop total; the first drop of a reason is logged (once per reason for the agent's
@@ -114,6 +119,12 @@ impl Health {
             let total = d.get(reason).copied().unwrap_or(0) + n;
             set_drop(&mut d, reason, total);
         }
+    }
+
+    /// The coverage verdicts the `llm_tracer.process.coverage` gauge reports (a scanner keeps
+    /// the list current).
+    pub fn coverage(&self) -> SharedCoverage {
+        self.coverage.clone()
     }
 
     pub(crate) fn record_call(&self) {
@@ -219,12 +230,52 @@ impl Health {
                 }
             })
             .build();
+        let h = self.clone();
+        meter
+            .u64_observable_gauge(METRIC_PROCESS_COVERAGE)
+            // No unit: "1" would make the Prometheus name `..._ratio`, which a 0/1 state is not.
+            .with_description(
+                "Per process and TLS stack: 1 when the probes see its TLS plaintext, 0 when not (the reason says why)",
+            )
+            .with_callback(move |o| {
+                let Ok(procs) = h.coverage.lock() else { return };
+                for p in procs.iter() {
+                    let name = p.exe.rsplit('/').next().unwrap_or(&p.exe).to_owned();
+                    for s in &p.stacks {
+                        let mut attrs = vec![
+                            KeyValue::new("process.pid", i64::from(p.pid)),
+                            KeyValue::new("process.executable.name", name.clone()),
+                            KeyValue::new("llm_tracer.tls.stack", s.stack.id()),
+                        ];
+                        if let Some(r) = &s.reason {
+                            attrs.push(KeyValue::new("llm_tracer.coverage.reason", r.clone()));
+                        }
+                        o.observe(u64::from(s.covered), &attrs);
+                    }
+                }
+            })
+            .build();
+    }
+}
+
+/// Per-process TLS coverage gauge (one point per process and stack; bounded by the running
+/// processes that have a TLS stack).
+pub const METRIC_PROCESS_COVERAGE: &str = "llm_tracer.process.coverage";
+
+impl Health {
+    #[cfg(test)]
+    fn set_coverage(&self, procs: Vec<crate::probe::coverage::ProcessTls>) {
+        if let Ok(mut c) = self.coverage.lock() {
+            *c = procs;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::coverage::ProcessTls;
+    use crate::probe::tlsstack::{StackKind, StackVerdict};
 
     /// Log lines written while `f` runs.
     fn logs_of(f: impl FnOnce()) -> String {
@@ -304,5 +355,91 @@ mod tests {
         );
         assert_eq!(s.drops.get("conn_cap"), Some(&4));
         assert_eq!(s.drops.get("channel_full"), Some(&2));
+    }
+
+    fn process(pid: u32, exe: &str, stack: StackKind, reason: Option<&str>) -> ProcessTls {
+        ProcessTls {
+            pid,
+            comm: "x".into(),
+            exe: exe.into(),
+            stacks: vec![StackVerdict {
+                stack,
+                version: None,
+                path: exe.into(),
+                covered: reason.is_none(),
+                reason: reason.map(str::to_owned),
+            }],
+        }
+    }
+
+    fn scrape(registry: &prometheus::Registry) -> String {
+        use prometheus::Encoder as _;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn coverage_gauge_follows_the_running_processes() {
+        use opentelemetry::metrics::MeterProvider as _;
+        let (reader, registry) = crate::export::prometheus::reader().unwrap();
+        let mp = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(reader)
+            .build();
+        let h = Health::new();
+        h.register(&mp.meter("llm-tracer"));
+        h.set_coverage(vec![
+            process(41, "/usr/bin/python3.11", StackKind::OpenSslDynamic, None),
+            process(
+                42,
+                "/opt/agent",
+                StackKind::Rustls,
+                Some("rustls: not supported"),
+            ),
+        ]);
+        let text = scrape(&registry);
+        let line = |pid: u32| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("llm_tracer_process_coverage")
+                        && l.contains(&format!("process_pid=\"{pid}\""))
+                })
+                .unwrap_or_else(|| panic!("no coverage line for pid {pid} in:\n{text}"))
+                .to_owned()
+        };
+        let py = line(41);
+        assert!(py.ends_with(" 1"), "{py}");
+        assert!(
+            py.contains("process_executable_name=\"python3.11\""),
+            "{py}"
+        );
+        assert!(
+            py.contains("llm_tracer_tls_stack=\"openssl_dynamic\""),
+            "{py}"
+        );
+        assert!(!py.contains("llm_tracer_coverage_reason"), "{py}");
+        let agent = line(42);
+        assert!(agent.ends_with(" 0"), "{agent}");
+        assert!(
+            agent.contains("llm_tracer_coverage_reason=\"rustls: not supported\""),
+            "{agent}"
+        );
+        // The uncovered process exits: its series is gone at the next collection.
+        h.set_coverage(vec![process(
+            41,
+            "/usr/bin/python3.11",
+            StackKind::OpenSslDynamic,
+            None,
+        )]);
+        let text = scrape(&registry);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("llm_tracer_process_coverage{"))
+            .count();
+        assert_eq!(series, 1, "{text}");
+        assert!(!text.contains("process_pid=\"42\""), "{text}");
+        mp.shutdown().unwrap();
     }
 }

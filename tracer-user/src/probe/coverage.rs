@@ -191,10 +191,12 @@ pub type SharedCoverage = std::sync::Arc<std::sync::Mutex<Vec<ProcessTls>>>;
 
 /// Rescans every process every `every` on a background thread, logs each newly seen
 /// uncovered process once (so "no spans" can be told apart from "no LLM calls"), and keeps the
-/// latest verdicts in the returned shared list. The thread lives as long as the process.
-pub fn spawn_coverage_watch(every: std::time::Duration) -> std::io::Result<SharedCoverage> {
-    let shared = SharedCoverage::default();
-    let out = shared.clone();
+/// latest verdicts in `shared` (processes that exit drop out at the next scan). The thread lives
+/// as long as the process.
+pub fn spawn_coverage_watch(
+    every: std::time::Duration,
+    shared: SharedCoverage,
+) -> std::io::Result<()> {
     let own_pid = std::process::id();
     std::thread::Builder::new()
         .name("coverage".into())
@@ -222,7 +224,7 @@ pub fn spawn_coverage_watch(every: std::time::Duration) -> std::io::Result<Share
                 std::thread::sleep(every);
             }
         })?;
-    Ok(out)
+    Ok(())
 }
 
 /// The report as text: one line per process with TLS, then a summary.
