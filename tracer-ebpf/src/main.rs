@@ -1,7 +1,7 @@
 //! Kernel side of llm-tracer: uprobes on TLS libraries copy plaintext into a ring buffer, and
 //! scheduler tracepoints tell the agent when processes start and end.
 //!
-//! One file per hooked library family (`openssl.rs`); `emit.rs` holds what they share: the maps
+//! One file per hooked library family (`openssl.rs`, `gotls.rs`, `nss.rs`); `emit.rs` holds what they share: the maps
 //! and the chunked copy into the ring buffer. Nothing here may panic: a panic compiles into a
 //! call that never returns and the verifier rejects the program.
 //!
@@ -13,6 +13,7 @@
 mod bench;
 mod emit;
 mod gotls;
+mod nss;
 mod openssl;
 mod sched;
 

@@ -25,7 +25,12 @@ pub mod programs {
     pub const GO_TLS_WRITE_ENTRY: &str = "go_tls_write_entry";
     pub const GO_TLS_READ_ENTRY: &str = "go_tls_read_entry";
     pub const GO_TLS_RET: &str = "go_tls_ret";
-    pub const UPROBES: [&str; 8] = [
+    pub const NSS_IMPORT_FD_RETURN: &str = "nss_import_fd_return";
+    pub const NSS_CLOSE_ENTRY: &str = "nss_close_entry";
+    pub const NSS_WRITE_ENTRY: &str = "nss_write_entry";
+    pub const NSS_READ_ENTRY: &str = "nss_read_entry";
+    pub const NSS_RW_RETURN: &str = "nss_rw_return";
+    pub const UPROBES: [&str; 13] = [
         GO_TLS_WRITE_ENTRY,
         GO_TLS_READ_ENTRY,
         GO_TLS_RET,
@@ -34,6 +39,11 @@ pub mod programs {
         SSL_READ_ENTRY,
         SSL_READ_EX_ENTRY,
         SSL_RW_RETURN,
+        NSS_IMPORT_FD_RETURN,
+        NSS_CLOSE_ENTRY,
+        NSS_WRITE_ENTRY,
+        NSS_READ_ENTRY,
+        NSS_RW_RETURN,
     ];
     /// Do-nothing entry and return programs (benchmarks only: the cost floor of a probe pair).
     pub const BENCH_EMPTY_ENTRY: &str = "bench_empty_entry";

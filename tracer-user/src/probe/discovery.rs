@@ -232,18 +232,21 @@ impl<A: Attach> Discovery<A> {
         access: &Path,
         pid: Option<u32>,
     ) -> bool {
+        // Every family's symbols in one pass over the file's symbol tables.
+        let wanted: Vec<&str> = FAMILIES
+            .iter()
+            .flat_map(|f| f.hooks.iter().map(|h| h.symbol).chain([f.marker]))
+            .collect();
+        let found = match defined_dynamic_symbols(access, &wanted) {
+            Ok(found) => found,
+            Err(e) => {
+                debug!("skipping {path} ({}): {e}", access.display());
+                // Not remembered: it may be readable on a later scan (a process that died
+                // mid-read), and unreadable files are rare.
+                return false;
+            }
+        };
         for family in FAMILIES {
-            let mut wanted: Vec<&str> = family.hooks.iter().map(|h| h.symbol).collect();
-            wanted.push(family.marker);
-            let found = match defined_dynamic_symbols(access, &wanted) {
-                Ok(found) => found,
-                Err(e) => {
-                    debug!("skipping {path} ({}): {e}", access.display());
-                    // Not remembered: it may be readable on a later scan (a process that died
-                    // mid-read), and unreadable files are rare.
-                    return false;
-                }
-            };
             if !found.contains_key(family.marker) {
                 continue;
             }
@@ -356,12 +359,9 @@ impl<A: Attach> Discovery<A> {
             };
             // Return probe first: an entry without its return would stash arguments that
             // nothing consumes; a return without its entry is only counted.
-            let result = self
-                .attacher
-                .attach(hook.ret, hook.symbol, offset, access)
-                .and_then(|()| {
-                    self.attacher
-                        .attach(hook.entry, hook.symbol, offset, access)
+            let result =
+                hook.ret.iter().chain(&hook.entry).try_for_each(|program| {
+                    self.attacher.attach(program, hook.symbol, offset, access)
                 });
             match result {
                 Ok(()) => symbols.push(hook.symbol),
@@ -551,15 +551,84 @@ mod tests {
             t.symbols,
             ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"]
         );
-        // (return + entry) per hooked symbol of every attached file.
-        let hooks: usize = targets.iter().map(|t| 2 * t.symbols.len()).sum();
+        // (return + entry) per hooked symbol of every attached file (PR_Close and
+        // SSL_ImportFD have one program each).
+        let hooks: usize = targets
+            .iter()
+            .map(|t| 2 * t.symbols.len() - usize::from(t.family == "nss" || t.family == "nspr"))
+            .sum();
         assert_eq!(d.attacher.calls.len(), hooks);
         assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_read_ex_entry"));
         // Entry and return of one symbol go to the same, non-zero file offset.
-        let offsets: Vec<u64> = d.attacher.calls.iter().map(|c| c.2).collect();
+        let offsets: Vec<u64> = d
+            .attacher
+            .calls
+            .iter()
+            .filter(|c| c.3 == t.access_path)
+            .map(|c| c.2)
+            .collect();
         assert!(offsets.iter().all(|&o| o > 0));
         assert_eq!(offsets[0], offsets[1]);
         assert_ne!(offsets[0], offsets[2]);
+    }
+
+    #[test]
+    fn attaches_nss_import_and_the_nspr_io_calls() {
+        let dir = LIBRARY_DIRS
+            .iter()
+            .find(|d| Path::new(d).join("libnspr4.so").exists());
+        assert!(
+            dir.is_some(),
+            "TEST CANNOT RUN: libnspr4.so is missing; install libnss3 (cargo xtask setup)"
+        );
+        let mut d = Discovery::new(Fake::default());
+        d.scan_library_dirs();
+        let targets = d.targets_snapshot();
+        let nss = targets.iter().find(|t| t.family == "nss").expect("libssl3");
+        let nspr = targets
+            .iter()
+            .find(|t| t.family == "nspr")
+            .expect("libnspr4");
+        assert!(nss.path.ends_with("libssl3.so"), "{}", nss.path);
+        assert!(nspr.path.ends_with("libnspr4.so"), "{}", nspr.path);
+        assert_eq!(nss.symbols, ["SSL_ImportFD"]);
+        assert_eq!(
+            nspr.symbols,
+            ["PR_Close", "PR_Write", "PR_Read", "PR_Send", "PR_Recv"]
+        );
+        let progs = |t: &AttachedTarget| -> Vec<(&'static str, String)> {
+            d.attacher
+                .calls
+                .iter()
+                .filter(|c| c.3 == t.access_path)
+                .map(|c| (c.0, c.1.clone()))
+                .collect()
+        };
+        assert_eq!(
+            progs(nss),
+            [(programs::NSS_IMPORT_FD_RETURN, "SSL_ImportFD".to_string())]
+        );
+        let nspr_calls = progs(nspr);
+        let of = |sym: &str| -> Vec<&'static str> {
+            nspr_calls
+                .iter()
+                .filter(|c| c.1 == sym)
+                .map(|c| c.0)
+                .collect()
+        };
+        assert_eq!(of("PR_Close"), [programs::NSS_CLOSE_ENTRY]);
+        assert_eq!(
+            of("PR_Write"),
+            [programs::NSS_RW_RETURN, programs::NSS_WRITE_ENTRY]
+        );
+        assert_eq!(
+            of("PR_Recv"),
+            [programs::NSS_RW_RETURN, programs::NSS_READ_ENTRY]
+        );
+        // NSS's libssl3 exports SSL_* names but is not OpenSSL.
+        assert!(!targets
+            .iter()
+            .any(|t| t.family == "openssl" && t.path.ends_with("libssl3.so")));
     }
 
     #[test]

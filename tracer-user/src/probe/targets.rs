@@ -8,10 +8,10 @@ use crate::capture::ebpf::programs;
 #[derive(Debug, Clone, Copy)]
 pub struct Hook {
     pub symbol: &'static str,
-    /// Program run at function entry (stashes the arguments).
-    pub entry: &'static str,
-    /// Program run at function return (copies the data).
-    pub ret: &'static str,
+    /// Program run at function entry (stashes the arguments), if any.
+    pub entry: Option<&'static str>,
+    /// Program run at function return (copies the data), if any.
+    pub ret: Option<&'static str>,
     /// Without a required hook the family is not usable in that file.
     pub required: bool,
 }
@@ -37,27 +37,27 @@ pub const OPENSSL: Family = Family {
     hooks: &[
         Hook {
             symbol: "SSL_write",
-            entry: programs::SSL_WRITE_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_WRITE_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
             required: true,
         },
         Hook {
             symbol: "SSL_read",
-            entry: programs::SSL_READ_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_READ_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
             required: true,
         },
         // The _ex pair exists since OpenSSL 1.1.1; python uses only these.
         Hook {
             symbol: "SSL_write_ex",
-            entry: programs::SSL_WRITE_EX_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_WRITE_EX_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
             required: false,
         },
         Hook {
             symbol: "SSL_read_ex",
-            entry: programs::SSL_READ_EX_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_READ_EX_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
             required: false,
         },
     ],
@@ -78,21 +78,77 @@ pub const GNUTLS: Family = Family {
     hooks: &[
         Hook {
             symbol: "gnutls_record_send",
-            entry: programs::SSL_WRITE_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_WRITE_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
             required: true,
         },
         Hook {
             symbol: "gnutls_record_recv",
-            entry: programs::SSL_READ_ENTRY,
-            ret: programs::SSL_RW_RETURN,
+            entry: Some(programs::SSL_READ_ENTRY),
+            ret: Some(programs::SSL_RW_RETURN),
+            required: true,
+        },
+    ],
+};
+
+/// NSS, part 1 (libssl3): `PRFileDesc *SSL_ImportFD(PRFileDesc *model, PRFileDesc *fd)` makes
+/// a descriptor an SSL socket; its return tells the NSPR probes which descriptors to copy.
+pub const NSS: Family = Family {
+    name: "nss",
+    marker: "SSL_ImportFD",
+    library_prefixes: &["libssl3.so"],
+    hooks: &[Hook {
+        symbol: "SSL_ImportFD",
+        entry: None,
+        ret: Some(programs::NSS_IMPORT_FD_RETURN),
+        required: true,
+    }],
+};
+
+/// NSS, part 2 (libnspr4): the plaintext goes through NSPR's generic I/O calls, which serve
+/// every descriptor; the programs copy only those `SSL_ImportFD` returned (see tracer-ebpf's
+/// nss.rs). `PR_Close` forgets a descriptor before its memory is reused. All are required: the
+/// reads and writes are useless without the close that keeps the filter exact.
+pub const NSPR: Family = Family {
+    name: "nspr",
+    marker: "PR_Write",
+    library_prefixes: &["libnspr4.so"],
+    hooks: &[
+        Hook {
+            symbol: "PR_Close",
+            entry: Some(programs::NSS_CLOSE_ENTRY),
+            ret: None,
+            required: true,
+        },
+        Hook {
+            symbol: "PR_Write",
+            entry: Some(programs::NSS_WRITE_ENTRY),
+            ret: Some(programs::NSS_RW_RETURN),
+            required: true,
+        },
+        Hook {
+            symbol: "PR_Read",
+            entry: Some(programs::NSS_READ_ENTRY),
+            ret: Some(programs::NSS_RW_RETURN),
+            required: true,
+        },
+        Hook {
+            symbol: "PR_Send",
+            entry: Some(programs::NSS_WRITE_ENTRY),
+            ret: Some(programs::NSS_RW_RETURN),
+            required: true,
+        },
+        Hook {
+            symbol: "PR_Recv",
+            entry: Some(programs::NSS_READ_ENTRY),
+            ret: Some(programs::NSS_RW_RETURN),
             required: true,
         },
     ],
 };
 
 /// Every family the agent knows (Go binaries are found by `probe::gobin`, not by symbols).
-pub const FAMILIES: &[Family] = &[OPENSSL, GNUTLS];
+pub const FAMILIES: &[Family] = &[OPENSSL, GNUTLS, NSS, NSPR];
 
 /// Standard directories searched for libraries of [`Family::library_prefixes`].
 pub const LIBRARY_DIRS: &[&str] = &[

@@ -37,6 +37,20 @@ pub enum StackKind {
 }
 
 impl StackKind {
+    /// The stable machine name (as in `check --json`): `openssl_dynamic`, `go_crypto_tls`, ...
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::OpenSslDynamic => "openssl_dynamic",
+            Self::OpenSslStatic => "openssl_static",
+            Self::BoringSslStatic => "boringssl_static",
+            Self::GoCryptoTls => "go_crypto_tls",
+            Self::GnuTls => "gnutls",
+            Self::Nss => "nss",
+            Self::Rustls => "rustls",
+            Self::JavaJsse => "java_jsse",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::OpenSslDynamic => "OpenSSL (shared)",
@@ -69,7 +83,7 @@ impl Support {
         openssl_static: true,
         go: true,
         gnutls: true,
-        nss: false,
+        nss: true,
     };
 
     /// Every stack with a probe family in this project (for tests of the classification).
@@ -352,6 +366,22 @@ mod tests {
         );
         assert_eq!(k("/usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4"), None);
         assert_eq!(k("/usr/lib/x86_64-linux-gnu/libc.so.6"), None);
+    }
+
+    #[test]
+    fn stack_ids_are_the_json_names() {
+        for k in [
+            StackKind::OpenSslDynamic,
+            StackKind::OpenSslStatic,
+            StackKind::BoringSslStatic,
+            StackKind::GoCryptoTls,
+            StackKind::GnuTls,
+            StackKind::Nss,
+            StackKind::Rustls,
+            StackKind::JavaJsse,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.id());
+        }
     }
 
     #[test]
