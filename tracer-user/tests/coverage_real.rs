@@ -139,7 +139,7 @@ fn check_reports_real_processes() {
         .as_deref()
         .is_some_and(|v| v.starts_with("3.")));
 
-    // NSS has no probes: the verdict says so in one phrase.
+    // Support without NSS probes: the verdict says so in one phrase.
     let p = wait_for(&mut s, nss.0.id(), |p| one_stack(p, StackKind::Nss));
     let without_nss = Support {
         nss: false,

@@ -441,6 +441,9 @@ mod tests {
         let v = classify("/usr/bin/firefox", &none, &nss, all);
         assert_eq!(v.len(), 1, "one verdict per stack");
         assert_eq!(v[0].reason.as_deref(), Some("NSS: not supported"));
+        // This build hooks NSS (tracer-ebpf's nss.rs).
+        let v = classify("/usr/bin/firefox", &none, &nss, Support::CURRENT);
+        assert!(v[0].covered && v[0].reason.is_none(), "{v:?}");
     }
 
     #[test]
