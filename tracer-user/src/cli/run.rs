@@ -15,6 +15,7 @@ use super::{ready_line, CaptureArgs, ShutdownSignal};
 use crate::capture::live::{monotonic_ns, LiveCapture};
 use crate::export::{
     cli::{ExportArgs, ExportSetup},
+    health::CaptureLosses,
     Health,
 };
 
@@ -72,7 +73,14 @@ impl CallHandler for ExportCalls {
         let health = self.setup.exporter.health();
         health.set_pipeline(pipeline);
         let k = source.kernel_stats();
-        health.set_lost_records(k.ringbuf_lost);
+        let s = source.source_stats();
+        // Every loss in one place: llm_tracer.drops by reason, each reason logged once.
+        health.set_capture_losses(&CaptureLosses {
+            ring_buffer_full: k.ringbuf_lost,
+            kernel_read_failed: k.read_failed,
+            bad_kernel_record: s.decode_errors,
+            exec_queue_full: s.execs_dropped,
+        });
         health.set_attached_targets(source.targets().len() as u64);
     }
 
@@ -106,7 +114,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
 }
 
 /// The main loop: records from the source into the pipeline, calls to the handler; time
-/// ticks expire idle connections and report kernel loss. Ends on SIGINT/SIGTERM.
+/// ticks expire idle connections and hand the counters (kernel loss among them) to the handler.
+/// Ends on SIGINT/SIGTERM.
 pub async fn drive(
     source: &mut LiveCapture,
     pipeline: &mut Pipeline,
@@ -114,7 +123,6 @@ pub async fn drive(
     shutdown: &mut ShutdownSignal,
 ) -> Result<()> {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let mut lost_reported = 0u64;
     let mut batch = Vec::new();
     loop {
         tokio::select! {
@@ -133,7 +141,6 @@ pub async fn drive(
                 for call in pipeline.tick(monotonic_ns()) {
                     handler.on_call(call);
                 }
-                lost_reported = report_loss(source, lost_reported);
                 handler.on_tick(pipeline.stats(), source);
             }
         }
@@ -141,8 +148,8 @@ pub async fn drive(
     for call in pipeline.finish(monotonic_ns()) {
         handler.on_call(call);
     }
+    handler.on_tick(pipeline.stats(), source);
     handler.flush();
-    report_loss(source, lost_reported);
     let k = source.kernel_stats();
     info!(
         "stopped: {} records delivered by the kernel, {} lost, {} calls skipped on muted connections; pipeline saw {} events ({} bytes), {} calls",
@@ -156,7 +163,8 @@ pub async fn drive(
     Ok(())
 }
 
-/// Logs kernel ring buffer loss since the last report; returns the new total.
+/// Logs kernel ring buffer loss since the last report; returns the new total (`record`, which
+/// has no self-metrics; `run` counts it in `llm_tracer.drops`, logged once).
 pub fn report_loss(source: &LiveCapture, reported: u64) -> u64 {
     let k = source.kernel_stats();
     if k.ringbuf_lost > reported {

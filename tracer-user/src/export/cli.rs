@@ -19,6 +19,7 @@ use super::health::Health;
 use super::jsonl::JsonlSink;
 use super::metrics::MetricsSink;
 use super::otlp::{self, OtlpProtocol, OtlpSettings, ResourceRegistry, Signal, SpanSink};
+use super::otlp_delivery::CountedMetricExporter;
 use super::resource::{ProcFs, ProcessCache};
 use super::{Exporter, Sink, WallClock};
 
@@ -173,8 +174,13 @@ pub async fn setup(
             host_name.clone(),
             &env_var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default(),
         ));
-        sinks.push(Box::new(SpanSink::new(exporter, registry, health.clone())));
-        tracing::info!(protocol = ?target.protocol, endpoint = ?target.endpoint, "OTLP spans on");
+        sinks.push(Box::new(SpanSink::with_config(
+            exporter,
+            registry,
+            health.clone(),
+            otlp::SpanSinkConfig::for_target(target),
+        )));
+        tracing::info!(protocol = ?target.protocol, endpoint = %otlp::endpoint_label(target, Signal::Traces), "OTLP spans on");
     }
 
     let mut meter_provider = None;
@@ -183,8 +189,12 @@ pub async fn setup(
         let mut b = SdkMeterProvider::builder().with_resource(agent_resource(host_name));
         if let Some(target) = &metrics {
             // The periodic reader honours OTEL_METRIC_EXPORT_INTERVAL.
-            b = b.with_periodic_exporter(otlp::build_metric_exporter(target)?);
-            tracing::info!(protocol = ?target.protocol, endpoint = ?target.endpoint, "OTLP metrics on");
+            b = b.with_periodic_exporter(CountedMetricExporter::new(
+                otlp::build_metric_exporter(target)?,
+                health.clone(),
+                otlp::endpoint_label(target, Signal::Metrics),
+            ));
+            tracing::info!(protocol = ?target.protocol, endpoint = %otlp::endpoint_label(target, Signal::Metrics), "OTLP metrics on");
         }
         let mut registry = None;
         if args.prometheus.is_some() {

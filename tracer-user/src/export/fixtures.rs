@@ -171,3 +171,28 @@ pub fn exported(call: &LlmCall) -> ExportedCall<'_> {
         clock: clock(),
     }
 }
+
+/// Log lines written while `f` runs (a `tracing` subscriber for this thread only).
+pub fn logs_of(f: impl FnOnce()) -> String {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("test buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || buf.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(sub, f);
+    let text = out.0.lock().expect("test buffer").clone();
+    String::from_utf8_lossy(&text).into_owned()
+}

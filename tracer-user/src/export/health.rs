@@ -33,17 +33,52 @@ pub struct Health {
     coverage: SharedCoverage,
 }
 
+/// What a drop reason means and what to do about it, for the one log line of each reason.
+fn drop_hint(reason: &str) -> &'static str {
+    match reason {
+        "ring_buffer_full" => {
+            "the kernel found the ring buffer full and dropped TLS records; raise --ring-bytes (or mute non-LLM traffic with --mute-non-llm)"
+        }
+        "kernel_read_failed" => {
+            "the probes could not read a TLS buffer from the traced process; the call is flagged truncated"
+        }
+        "bad_kernel_record" => "a record from the kernel could not be decoded and was skipped",
+        "exec_queue_full" => {
+            "new processes arrived faster than discovery could look at them; the periodic rescan attaches to them later"
+        }
+        "otlp_queue_full" => {
+            "the OTLP endpoint takes spans slower than calls are made (or is away); raise OTEL_BSP_MAX_QUEUE_SIZE or check the collector"
+        }
+        "otlp_export_failed" => "the OTLP endpoint did not take a batch of spans; check the collector",
+        _ => "input the pipeline could not keep (a bound or unparsable data); the calls concerned are flagged",
+    }
+}
+
 /// Store a drop total; the first drop of a reason is logged (once per reason for the agent's
 /// life: the count goes on in the `llm_tracer.drops` metric, the log is not flooded).
-fn set_drop(drops: &mut BTreeMap<String, u64>, reason: &str, total: u64) {
+fn set_drop(drops: &mut BTreeMap<String, u64>, reason: &str, total: u64, log: bool) {
     let before = drops.get(reason).copied().unwrap_or(0);
-    if before == 0 && total > 0 {
+    if log && before == 0 && total > 0 {
         tracing::warn!(
             reason,
-            "input dropped: {reason} (further drops of this reason are only counted, in llm_tracer.drops)"
+            "dropped: {reason}: {}; further drops of this reason are only counted, in llm_tracer.drops{{llm_tracer.drop.reason=\"{reason}\"}}",
+            drop_hint(reason)
         );
     }
-    drops.insert(reason.to_string(), total);
+    drops.insert(reason.to_string(), total.max(before));
+}
+
+/// Totals of what the capture side lost, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureLosses {
+    /// Records the kernel could not put in the ring buffer (it was full).
+    pub ring_buffer_full: u64,
+    /// TLS buffers the probes could not read (sent empty, flagged truncated).
+    pub kernel_read_failed: u64,
+    /// Records from the kernel that did not decode.
+    pub bad_kernel_record: u64,
+    /// New-process notifications discovery had no room for.
+    pub exec_queue_full: u64,
 }
 
 /// A copy of the counters at one moment.
@@ -86,7 +121,7 @@ impl Health {
             .store(stats.memory_bytes, Ordering::Relaxed);
         if let Ok(mut d) = self.drops.lock() {
             for (reason, n) in &stats.drops {
-                set_drop(&mut d, reason, *n);
+                set_drop(&mut d, reason, *n, true);
             }
         }
     }
@@ -106,18 +141,44 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Total drops for one reason (e.g. `channel_full`, `conn_cap`, `body_cap`).
+    /// Total drops for one reason (e.g. `ring_buffer_full`, `conn_cap`, `body_cap`), from a
+    /// counter kept elsewhere. Totals never go down.
     pub fn set_drops(&self, reason: &str, total: u64) {
         if let Ok(mut d) = self.drops.lock() {
-            set_drop(&mut d, reason, total);
+            set_drop(&mut d, reason, total, true);
         }
     }
 
-    /// Add to the drops for one reason.
+    /// Add to the drops for one reason (logged at the first).
     pub fn add_drops(&self, reason: &str, n: u64) {
+        self.add(reason, n, true);
+    }
+
+    /// Add to the drops for one reason without the first-drop log line, for callers that say
+    /// themselves what happened (the OTLP outage log).
+    pub fn count_drops(&self, reason: &str, n: u64) {
+        self.add(reason, n, false);
+    }
+
+    fn add(&self, reason: &str, n: u64, log: bool) {
         if let Ok(mut d) = self.drops.lock() {
-            let total = d.get(reason).copied().unwrap_or(0) + n;
-            set_drop(&mut d, reason, total);
+            let total = d.get(reason).copied().unwrap_or(0).saturating_add(n);
+            set_drop(&mut d, reason, total, log);
+        }
+    }
+
+    /// Copy the kernel's and the capture's loss counters into the drops (call each tick).
+    pub fn set_capture_losses(&self, losses: &CaptureLosses) {
+        self.set_lost_records(losses.ring_buffer_full);
+        if let Ok(mut d) = self.drops.lock() {
+            for (reason, total) in [
+                ("ring_buffer_full", losses.ring_buffer_full),
+                ("kernel_read_failed", losses.kernel_read_failed),
+                ("bad_kernel_record", losses.bad_kernel_record),
+                ("exec_queue_full", losses.exec_queue_full),
+            ] {
+                set_drop(&mut d, reason, total, true);
+            }
         }
     }
 
@@ -184,7 +245,9 @@ impl Health {
         meter
             .u64_observable_counter("llm_tracer.ring_buffer.lost")
             .with_unit("{record}")
-            .with_description("Records the kernel could not put in the ring buffer")
+            .with_description(
+                "Records the kernel could not put in the ring buffer (also in llm_tracer.drops as ring_buffer_full)",
+            )
             .with_callback(move |o| o.observe(h.lost_records.load(Ordering::Relaxed), &[]))
             .build();
         let h = self.clone();
@@ -212,7 +275,9 @@ impl Health {
         meter
             .u64_observable_counter("llm_tracer.drops")
             .with_unit("{item}")
-            .with_description("Data dropped, by reason")
+            .with_description(
+                "Data dropped, by reason: kernel and capture losses, pipeline bounds, OTLP export queue and failed exports",
+            )
             .with_callback(move |o| {
                 for (reason, n) in h.snapshot().drops {
                     o.observe(n, &[KeyValue::new("llm_tracer.drop.reason", reason)]);
@@ -223,7 +288,7 @@ impl Health {
         meter
             .u64_observable_counter("llm_tracer.export.errors")
             .with_unit("{error}")
-            .with_description("Calls a sink failed to export, by sink")
+            .with_description("Failed exports, by sink (a failed OTLP export is one batch)")
             .with_callback(move |o| {
                 for (sink, n) in h.snapshot().export_errors {
                     o.observe(n, &[KeyValue::new("llm_tracer.sink", sink)]);
@@ -273,33 +338,10 @@ impl Health {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::logs_of;
     use super::*;
     use crate::probe::coverage::ProcessTls;
     use crate::probe::tlsstack::{StackKind, StackVerdict};
-
-    /// Log lines written while `f` runs.
-    fn logs_of(f: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("test buffer").extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let out = buf.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || buf.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(sub, f);
-        let text = out.0.lock().expect("test buffer").clone();
-        String::from_utf8_lossy(&text).into_owned()
-    }
 
     #[test]
     fn each_drop_reason_is_logged_once() {
@@ -316,16 +358,45 @@ mod tests {
             h.add_drops("channel_full", 3);
             h.set_drops("ringbuf_lost", 0);
         });
-        assert_eq!(logs.matches("conn_memory_cap").count(), 2, "{logs}"); // field + message, one line
+        let lines_with = |r: &str| logs.lines().filter(|l| l.contains(r)).count();
+        assert_eq!(lines_with("conn_memory_cap"), 1, "{logs}");
         assert_eq!(logs.lines().count(), 3, "{logs}");
-        assert!(logs.contains("input dropped: h1_bad_start_line"), "{logs}");
-        assert!(logs.contains("input dropped: channel_full"), "{logs}");
+        assert!(logs.contains("dropped: h1_bad_start_line"), "{logs}");
+        assert!(logs.contains("dropped: channel_full"), "{logs}");
         assert!(
             !logs.contains("ringbuf_lost"),
             "a zero total is not a drop: {logs}"
         );
         assert_eq!(h.snapshot().drops.get("channel_full"), Some(&6));
         assert_eq!(h.snapshot().drops.get("conn_memory_cap"), Some(&5));
+    }
+
+    #[test]
+    fn capture_losses_are_drops_with_a_reason_logged_once() {
+        let h = Health::new();
+        let mut losses = CaptureLosses {
+            ring_buffer_full: 5,
+            ..Default::default()
+        };
+        let logs = logs_of(|| {
+            h.set_capture_losses(&losses);
+            losses.ring_buffer_full = 9;
+            losses.exec_queue_full = 1;
+            h.set_capture_losses(&losses);
+            h.count_drops("otlp_export_failed", 4);
+        });
+        let s = h.snapshot();
+        assert_eq!(s.drops.get("ring_buffer_full"), Some(&9));
+        assert_eq!(s.drops.get("exec_queue_full"), Some(&1));
+        assert_eq!(s.drops.get("otlp_export_failed"), Some(&4));
+        // Known reasons are there from the start, at zero (a series to alert on).
+        assert_eq!(s.drops.get("kernel_read_failed"), Some(&0));
+        assert_eq!(s.lost_records, 9);
+        let lines: Vec<&str> = logs.lines().collect();
+        assert_eq!(lines.len(), 2, "{logs}");
+        assert!(lines[0].contains("dropped: ring_buffer_full"), "{logs}");
+        assert!(lines[0].contains("raise --ring-bytes"), "{logs}");
+        assert!(lines[1].contains("dropped: exec_queue_full"), "{logs}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod health;
 pub mod jsonl;
 pub mod metrics;
 pub mod otlp;
+pub mod otlp_delivery;
 pub mod prometheus;
 pub mod resource;
 pub mod semconv;

@@ -19,11 +19,15 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+    SpanExporter,
+};
 use opentelemetry_sdk::Resource;
 use tracer_core::call::{LlmCall, TraceParent};
 
 use super::health::Health;
+use super::otlp_delivery::{self, BoundedQueue, OutageLog, QueueDepth, DROP_EXPORT_FAILED};
 use super::resource::{parse_resource_attributes, ProcessInfo};
 use super::semconv::*;
 use super::{ExportedCall, Sink, SinkError};
@@ -130,6 +134,17 @@ impl OtlpSettings {
             OtlpProtocol::Grpc => base.clone(),
         });
         Ok(Some(SignalTarget { protocol, endpoint }))
+    }
+}
+
+/// The endpoint of `target` for log lines (credentials in the URL redacted).
+pub fn endpoint_label(target: &SignalTarget, signal: Signal) -> String {
+    match &target.endpoint {
+        Some(e) => tracer_core::redact::redact_target(e),
+        None => format!(
+            "the endpoint of OTEL_EXPORTER_OTLP_[{}_]ENDPOINT",
+            signal.env_name()
+        ),
     }
 }
 
@@ -295,20 +310,47 @@ impl ResourceRegistry {
 /// Wraps an exporter: splits each batch by process and exports each group with that process's
 /// resource. The BSP calls export, flush and shutdown from one worker, one at a time; the async
 /// mutex is held across the inner export (the inner exporter needs `&mut` for `set_resource`).
+/// Spans of a group the endpoint did not take are counted as dropped (`otlp_export_failed`).
 #[derive(Debug)]
 pub struct PerProcessExporter<E: SpanExporter> {
     inner: tokio::sync::Mutex<E>,
     resources: Arc<ResourceRegistry>,
-    /// Failed exports are counted here (`llm_tracer.export.errors{sink="otlp-spans"}`).
+    /// Failed exports are counted here (`llm_tracer.export.errors{sink="otlp-spans"}`), and
+    /// the spans they held in `llm_tracer.drops`.
     health: Arc<Health>,
+    /// Spans waiting in the batch processor; a batch leaves it when it reaches `export`.
+    depth: QueueDepth,
+    outage: OutageLog,
 }
 
 impl<E: SpanExporter> PerProcessExporter<E> {
     pub fn new(inner: E, resources: Arc<ResourceRegistry>, health: Arc<Health>) -> Self {
+        Self::with_delivery(
+            inner,
+            resources,
+            health,
+            QueueDepth::default(),
+            SpanSinkConfig::default(),
+        )
+    }
+
+    fn with_delivery(
+        inner: E,
+        resources: Arc<ResourceRegistry>,
+        health: Arc<Health>,
+        depth: QueueDepth,
+        config: SpanSinkConfig,
+    ) -> Self {
+        let consequence = format!(
+            "Tracing goes on and calls still reach the other outputs; spans that cannot be delivered are dropped and counted in llm_tracer.drops{{llm_tracer.drop.reason=\"{DROP_EXPORT_FAILED}\"}}, at most {} (OTEL_BSP_MAX_QUEUE_SIZE) plus the batch being sent wait in memory, and export resumes by itself when the endpoint answers again.",
+            config.max_queue_size
+        );
         PerProcessExporter {
             inner: tokio::sync::Mutex::new(inner),
             resources,
             health,
+            depth,
+            outage: OutageLog::new("span", config.endpoint, consequence),
         }
     }
 }
@@ -326,6 +368,7 @@ fn take_resource_key(span: &mut SpanData) -> Option<u64> {
 
 impl<E: SpanExporter> SpanExporter for PerProcessExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.depth.taken(batch.len());
         // Group, keeping the order of first appearance.
         let mut groups: Vec<(Option<u64>, Vec<SpanData>)> = Vec::new();
         for mut span in batch {
@@ -340,12 +383,16 @@ impl<E: SpanExporter> SpanExporter for PerProcessExporter<E> {
         for (key, spans) in groups {
             inner.set_resource(&self.resources.resource(key));
             let n = spans.len();
-            if let Err(e) = inner.export(spans).await {
-                self.health.record_export_error(SPAN_SINK);
-                tracing::warn!(error = %e, spans = n, "OTLP span export failed");
-                // Keep exporting the other processes' spans; report the first failure.
-                if result.is_ok() {
-                    result = Err(e);
+            match inner.export(spans).await {
+                Ok(()) => self.outage.succeeded(),
+                Err(e) => {
+                    self.health.record_export_error(SPAN_SINK);
+                    self.health.count_drops(DROP_EXPORT_FAILED, n as u64);
+                    self.outage.failed(&e, n as u64);
+                    // Keep exporting the other processes' spans; report the first failure.
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
                 }
             }
         }
@@ -586,6 +633,34 @@ fn error_description(call: &LlmCall) -> Option<String> {
     })
 }
 
+/// How the span sink queues and names its endpoint.
+#[derive(Debug, Clone)]
+pub struct SpanSinkConfig {
+    /// Spans waiting for export at most (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub max_queue_size: usize,
+    /// Where spans go, for the logs.
+    pub endpoint: String,
+}
+
+impl Default for SpanSinkConfig {
+    fn default() -> Self {
+        SpanSinkConfig {
+            max_queue_size: otlp_delivery::max_queue_size(&|k| std::env::var(k).ok()),
+            endpoint: "the OTLP endpoint".into(),
+        }
+    }
+}
+
+impl SpanSinkConfig {
+    /// The queue size from the environment, the endpoint from `target`.
+    pub fn for_target(target: &SignalTarget) -> Self {
+        SpanSinkConfig {
+            endpoint: endpoint_label(target, Signal::Traces),
+            ..Default::default()
+        }
+    }
+}
+
 /// OTLP spans.
 pub struct SpanSink {
     provider: SdkTracerProvider,
@@ -601,12 +676,38 @@ impl SpanSink {
         resources: Arc<ResourceRegistry>,
         health: Arc<Health>,
     ) -> Self {
+        Self::with_config(exporter, resources, health, SpanSinkConfig::default())
+    }
+
+    /// [`SpanSink::new`] with the queue size and endpoint name given.
+    pub fn with_config<E: SpanExporter + 'static>(
+        exporter: E,
+        resources: Arc<ResourceRegistry>,
+        health: Arc<Health>,
+        config: SpanSinkConfig,
+    ) -> Self {
+        let depth = QueueDepth::default();
+        let cap = config.max_queue_size;
+        // The SDK's queue gets the same size, so it never fills before ours (which counts).
+        let batch = BatchSpanProcessor::builder(PerProcessExporter::with_delivery(
+            exporter,
+            resources.clone(),
+            health.clone(),
+            depth.clone(),
+            config,
+        ))
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(cap)
+                .build(),
+        )
+        .build();
         let provider = SdkTracerProvider::builder()
             // Every call is recorded: the agent exists to see all of them, whatever the
             // caller's own sampling decided (an unsampled parent still gives the trace id).
             .with_sampler(Sampler::AlwaysOn)
             .with_resource(Resource::builder_empty().build())
-            .with_batch_exporter(PerProcessExporter::new(exporter, resources.clone(), health))
+            .with_span_processor(BoundedQueue::new(batch, depth, cap, health))
             .build();
         let tracer = provider.tracer("llm-tracer");
         SpanSink {
