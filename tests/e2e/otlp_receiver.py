@@ -5,8 +5,20 @@ MetricsService), decodes every request with the official protobuf definitions (t
 `opentelemetry-proto` package) and keeps the spans and metric points as plain dicts, plus every raw
 byte it was sent (so a test can grep the wire for a secret).
 
-Run alone (`python3 otlp_receiver.py`) it prints the endpoints and dumps what arrives as JSON lines.
+Faults, for the tests of what the agent does when its endpoint misbehaves (`set_fault`, or
+`POST /control` with the same fields as JSON when the receiver runs in another process):
+  ok                      answer every export (the default)
+  delay    seconds=S      wait S seconds, then take the export and answer OK (a slow collector)
+  error    http_status=N  answer HTTP N (with `Retry-After: R` when retry_after=R is given) and
+           grpc_code=C    gRPC status C (a grpc.StatusCode name, e.g. UNAVAILABLE), keeping nothing
+Rejected exports are counted in `requests["rejected"]`; `GET /stats` gives the counts as JSON.
+
+Run alone (`python3 otlp_receiver.py [--http-port P] [--grpc-port G]`) it prints the endpoints and
+dumps what arrives as JSON lines; killing that process is an endpoint going away, and starting it
+again on the same ports is the endpoint coming back.
 """
+
+import argparse
 
 import json
 import sys
@@ -39,19 +51,51 @@ def attrs(kvs):
 
 
 class OtlpReceiver:
-    def __init__(self):
+    def __init__(self, http_port=0, grpc_port=0):
         self.lock = threading.Condition()
         self.spans = []
         self.metrics = []
         self.raw = bytearray()
-        self.requests = {"http": 0, "grpc": 0}
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._http_handler())
+        self.requests = {"http": 0, "grpc": 0, "rejected": 0}
+        self.fault = {"mode": "ok"}
+        self._http = ThreadingHTTPServer(("127.0.0.1", http_port), self._http_handler())
+        self._http.daemon_threads = True
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._grpc)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:%d" % grpc_port)
+        if not self.grpc_port:
+            raise OSError("gRPC port %d is taken" % grpc_port)
         self._grpc.start()
+
+    # ---- faults ---------------------------------------------------------------------------------
+    def set_fault(self, mode="ok", **params):
+        """ok | delay(seconds) | error(http_status, grpc_code, retry_after); see the module doc."""
+        if mode not in ("ok", "delay", "error"):
+            raise ValueError("unknown fault mode %r" % mode)
+        if mode == "error" and not (params.get("http_status") or params.get("grpc_code")):
+            raise ValueError("error needs http_status and/or grpc_code")
+        with self.lock:
+            self.fault = {"mode": mode, **params}
+
+    def _apply_fault(self):
+        """Runs the current fault for one export; returns None (take it) or the fault (reject)."""
+        with self.lock:
+            fault = dict(self.fault)
+        if fault["mode"] == "delay":
+            time.sleep(float(fault.get("seconds", 1)))
+            return None
+        if fault["mode"] == "error":
+            with self.lock:
+                self.requests["rejected"] += 1
+            return fault
+        return None
+
+    def stats(self):
+        with self.lock:
+            return {"spans": len(self.spans), "metrics": len(self.metrics), "fault": self.fault,
+                    **{k: v for k, v in self.requests.items() if k != "errors"}}
 
     @property
     def http_endpoint(self):
@@ -161,8 +205,37 @@ class OtlpReceiver:
             def log_message(self, fmt, *args):
                 pass
 
+            def _empty(self, status, headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                if self.path != "/stats":
+                    return self._empty(404)
+                body = json.dumps(receiver.stats()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/control":
+                    try:
+                        receiver.set_fault(**json.loads(body or b"{}"))
+                    except (ValueError, TypeError) as exc:
+                        return self._empty(400, [("x-error", str(exc)[:200])])
+                    return self._empty(204)
+                fault = receiver._apply_fault()
+                if fault is not None and fault.get("http_status"):
+                    extra = []
+                    if fault.get("retry_after") is not None:
+                        extra.append(("retry-after", str(fault["retry_after"])))
+                    return self._empty(int(fault["http_status"]), extra)
                 if self.headers.get("content-encoding") == "gzip":
                     import gzip
                     body = gzip.decompress(body)
@@ -190,11 +263,20 @@ class OtlpReceiver:
         return Handler
 
 
+def _grpc_fault(receiver, context):
+    """Applies the receiver's fault to a gRPC export (aborts the call when it is an error)."""
+    fault = receiver._apply_fault()
+    if fault is not None:
+        code = getattr(grpc.StatusCode, fault.get("grpc_code") or "UNAVAILABLE")
+        context.abort(code, "fault injected by the test receiver")
+
+
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver):
         self.receiver = receiver
 
     def Export(self, request, context):
+        _grpc_fault(self.receiver, context)
         self.receiver.add_traces(request.SerializeToString(), "grpc")
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -204,12 +286,17 @@ class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.receiver = receiver
 
     def Export(self, request, context):
+        _grpc_fault(self.receiver, context)
         self.receiver.add_metrics(request.SerializeToString(), "grpc")
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
 def main():
-    r = OtlpReceiver()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--http-port", type=int, default=0)
+    ap.add_argument("--grpc-port", type=int, default=0)
+    args = ap.parse_args()
+    r = OtlpReceiver(args.http_port, args.grpc_port)
     print("http %s grpc %s" % (r.http_endpoint, r.grpc_endpoint), flush=True)
     seen_s = seen_m = 0
     try:

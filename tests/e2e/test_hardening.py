@@ -4,6 +4,7 @@
   and without CAP_SYS_ADMIN it stops with an error naming it;
 - secrets: canary values in every secret header, in `key=`/`api_key=` query parameters and on the
   client's command line never reach any output (console, JSONL, OTLP raw bytes, Prometheus, logs);
+  neither do response-side secrets (`Set-Cookie`, a token header) sent by the server;
 - SIGTERM flushes and exits within a few seconds; SIGKILL leaves the traced application untouched.
 """
 
@@ -39,6 +40,13 @@ CANARY = {
     "query-key": "test-canary-querykey-8c21",
     "query-api-key": "test-canary-queryapikey-d04f",
 }
+# Secrets a server sends back (the real APIs set cookies); they travel only in responses: the fake
+# server reads them from its environment.
+RESPONSE_CANARY = {
+    "set-cookie-cf-bm": "test-canary-setcookie-cfbm-6a1e",
+    "set-cookie-cfuvid": "test-canary-setcookie-uvid-b7f2",
+    "x-subject-token": "test-canary-subjecttoken-3c5d",
+}
 # The header canaries also travel on curl's command line (`-H 'x-api-key: ...'`), so the process
 # resource (`process.command_line`) is checked for secret-looking arguments as well.
 
@@ -62,15 +70,32 @@ def pki(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def fake(pki, tmp_path_factory):
-    log = tmp_path_factory.mktemp("served") / "served.jsonl"
+def start_fake(pki, log, env=None):
     p = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--cert", str(pki / "server.pem"),
                           "--key", str(pki / "server.key"), "--served-log", str(log)],
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     line = p.stdout.readline()
     assert line.startswith("listening"), line
-    yield int(line.split()[1])
+    return p, int(line.split()[1])
+
+
+@pytest.fixture(scope="module")
+def fake(pki, tmp_path_factory):
+    p, port = start_fake(pki, tmp_path_factory.mktemp("served") / "served.jsonl")
+    yield port
+    p.kill()
+    p.wait()
+
+
+@pytest.fixture(scope="module")
+def fake_setting_cookies(pki, tmp_path_factory):
+    """A fake server whose every answer carries Set-Cookie (twice) and X-Subject-Token canaries."""
+    headers = [["Set-Cookie", f"__cf_bm={RESPONSE_CANARY['set-cookie-cf-bm']}; path=/; HttpOnly; Secure"],
+               ["Set-Cookie", f"_cfuvid={RESPONSE_CANARY['set-cookie-cfuvid']}; path=/; HttpOnly"],
+               ["X-Subject-Token", RESPONSE_CANARY["x-subject-token"]]]
+    p, port = start_fake(pki, tmp_path_factory.mktemp("served") / "served.jsonl",
+                         env={"FAKE_RESPONSE_HEADERS": json.dumps(headers)})
+    yield port
     p.kill()
     p.wait()
 
@@ -241,6 +266,59 @@ def test_secrets_reach_no_output(fake, tmp_path):
     assert "gpt-4o-mini" in outputs["jsonl"] and "gpt-4o-mini" in outputs["otlp"]
     # curl's command line (with the secret headers and query) is exported, redacted.
     assert "process.command_line" in outputs["otlp"] and "[REDACTED]" in outputs["otlp"]
+
+
+def test_response_side_secrets_reach_no_output(fake_setting_cookies, tmp_path):
+    """Set-Cookie and a token header sent by the server, on plain, streamed, failed and broken
+    answers, reach none of: console, logs (debug level, so every error message too), JSONL, OTLP
+    (raw bytes and as decoded by the receiver), Prometheus and /healthz."""
+    port = fake_setting_cookies
+    jsonl = tmp_path / "calls.jsonl"
+    otlp = OtlpReceiver()
+    prom_port = 21000 + os.getpid() % 1000
+    t = Tracer([BIN, "run", "--jsonl", str(jsonl), "--console", "--capture-content",
+                "--otlp-endpoint", otlp.http_endpoint, "--prometheus", f"127.0.0.1:{prom_port}"],
+               env={"RUST_LOG": "debug", "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    "OTEL_METRIC_EXPORT_INTERVAL": "500"})
+    try:
+        assert t.wait_ready(), t.text()
+        wire = ""
+        for stream, extra in ((False, []), (True, []), (False, ["-H", "x-fake-status: 401"])):
+            r = curl_call(port, "-i", *extra, stream=stream)
+            assert r.returncode == 0 or extra, r.stderr
+            wire += r.stdout
+        # A broken response head (a line without a colon after the cookies): whatever the agent
+        # makes of it, its errors must not carry the cookie either.
+        curl_call(port, "-i", "-H", "x-fake-bad-header: 1")
+        for value in RESPONSE_CANARY.values():
+            assert value in wire, f"the fake server did not send {value}"
+        calls = wait_for(lambda: len(jsonl_calls(jsonl)) >= 3 and jsonl_calls(jsonl))
+        assert calls and len(calls) >= 3, "calls not traced:\n" + t.text()
+        spans = otlp.wait_spans(lambda s: len(s) >= 3, timeout=30)
+        otlp.wait_metric("gen_ai.client.operation.duration")
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as resp:
+            scrape = resp.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/healthz", timeout=10) as resp:
+            healthz = resp.read().decode()
+    finally:
+        t.stop()
+        otlp.close()
+    with otlp.lock:
+        decoded = json.dumps({"spans": otlp.spans, "metrics": otlp.metrics})
+    outputs = {
+        "console+logs": t.text(),
+        "jsonl": jsonl.read_text(),
+        "otlp raw": bytes(otlp.raw).decode("latin-1"),
+        "otlp decoded": decoded,
+        "prometheus": scrape,
+        "healthz": healthz,
+    }
+    for where, text in outputs.items():
+        for name, value in RESPONSE_CANARY.items():
+            assert value not in text, f"{name} canary leaked into {where}"
+    # The answers were really seen (so the outputs above had something to leak).
+    assert any(c["http_status"] == 401 for c in calls), [c["http_status"] for c in calls]
+    assert "gpt-4o-mini" in outputs["otlp decoded"] and len(spans) >= 3
 
 
 def test_sigkill_leaves_the_traced_application_untouched(fake, tmp_path):

@@ -17,6 +17,10 @@ Per-request knobs (HTTP headers, so SDKs can send them with extra_headers):
   x-fake-status: S        answer with this HTTP error status and the provider's error body
   x-fake-gzip: 1          gzip the response body
   x-fake-abort-after: K   stream K chunks then close the connection (mid-stream death)
+  x-fake-bad-header: 1    put a line without a colon after the response's headers (a broken head)
+Response-side secrets: with FAKE_RESPONSE_HEADERS='[["Set-Cookie", "__cf_bm=..."], ...]' in its
+environment, every answer carries those headers too (as the real APIs send Set-Cookie). They come
+from the environment, not a flag or a request header, so the secret travels only in responses.
 Input tokens are the number of whitespace-separated words in all strings of the request's messages.
 """
 
@@ -33,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 LOCK = threading.Lock()
 SERVED = None  # file object of the served log
+# Extra headers of every answer (see the module doc).
+RESPONSE_HEADERS = [tuple(h) for h in json.loads(os.environ.get("FAKE_RESPONSE_HEADERS") or "[]")]
 
 
 def words(value):
@@ -62,6 +68,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     # ---- plumbing -------------------------------------------------------------------------------
+    def end_headers(self):
+        for k, v in RESPONSE_HEADERS:
+            self.send_header(k, v)
+        if self.headers.get("x-fake-bad-header") == "1":
+            self._headers_buffer.append(b"this header line has no colon\r\n")
+        super().end_headers()
+
     def read_body(self):
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             data = b""

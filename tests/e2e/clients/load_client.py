@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load generator for the tracer's load test: N threads, each with its own keep-alive HTTPS
 connection to the fake LLM server, making a mix of provider calls (streamed and not) at a total
-target rate for a fixed time. Prints one JSON summary line: pid, calls made per kind, failures."""
+target rate for a fixed time. Prints one JSON summary line: pid, calls made per kind, failures, and
+the call latency (ms, request sent to response read: p50, p90, max)."""
 
 import http.client
 import json
@@ -32,6 +33,7 @@ def main():
     ctx = ssl.create_default_context(cafile=ca)
     made = [0] * len(KINDS)
     failed = []
+    latency = []
     lock = threading.Lock()
     end = time.time() + seconds
     interval = threads / rate  # each thread's pace
@@ -50,12 +52,14 @@ def main():
             k = n % len(KINDS)
             n += threads
             path, body = KINDS[k]
+            t0 = time.perf_counter()
             try:
                 conn.request("POST", path, body=json.dumps(body),
                              headers={"content-type": "application/json", "x-fake-chunks": "5"})
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status == 200
+                took = time.perf_counter() - t0
             except Exception as e:  # noqa: BLE001 - reported, not hidden
                 ok = False
                 conn.close()
@@ -65,6 +69,7 @@ def main():
             with lock:
                 if ok:
                     made[k] += 1
+                    latency.append(took * 1000)
                 elif len(failed) < 20:
                     failed.append(f"status on {path}")
         conn.close()
@@ -74,7 +79,11 @@ def main():
         t.start()
     for t in ts:
         t.join()
-    print(json.dumps({"pid": os.getpid(), "made": made, "total": sum(made), "failed": failed}))
+    latency.sort()
+    pct = lambda q: round(latency[min(len(latency) - 1, int(q * len(latency)))], 2) if latency else None
+    print(json.dumps({"pid": os.getpid(), "made": made, "total": sum(made), "failed": failed,
+                      "latency_ms": {"p50": pct(0.5), "p90": pct(0.9),
+                                     "max": round(latency[-1], 2) if latency else None}}))
 
 
 if __name__ == "__main__":
