@@ -145,6 +145,7 @@ pub async fn drive(
             }
         }
     }
+    info!("stopping: flushing the outputs");
     for call in pipeline.finish(monotonic_ns()) {
         handler.on_call(call);
     }
