@@ -1,8 +1,13 @@
 //! GenAI client metrics (semconv v1.41.1): token usage, operation duration, time to first chunk
-//! and time per output chunk, with the specified explicit buckets and attributes. Recorded into
-//! one `SdkMeterProvider`, whose readers (OTLP periodic, Prometheus) decide where they go.
+//! and time per output chunk, with the specified explicit buckets and attributes, plus the priced
+//! cost as a counter. Recorded into one `SdkMeterProvider`, whose readers (OTLP periodic,
+//! Prometheus) decide where they go.
+//!
+//! The provider's resource is the agent's, so each point also carries who made the call:
+//! `service.name` of the traced process (and `k8s.namespace.name` when known), so tokens and
+//! spend can be split per service. Not the pid: it would make a series per process run.
 
-use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::KeyValue;
 
 use super::semconv::*;
@@ -13,6 +18,7 @@ pub struct GenAiMetrics {
     duration: Histogram<f64>,
     time_to_first_chunk: Histogram<f64>,
     time_per_output_chunk: Histogram<f64>,
+    cost_usd: Counter<f64>,
 }
 
 impl GenAiMetrics {
@@ -42,6 +48,11 @@ impl GenAiMetrics {
                 .with_description("Time between output chunks of a streamed response")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
+            cost_usd: meter
+                .f64_counter(METRIC_COST_USD)
+                .with_unit("{USD}")
+                .with_description("Cost of the calls priced by the price table, in US dollars")
+                .build(),
         }
     }
 
@@ -67,6 +78,9 @@ impl GenAiMetrics {
                 .record(c.duration_s(), &with(KeyValue::new(ERROR_TYPE, e.clone()))),
             None => self.duration.record(c.duration_s(), &attrs),
         }
+        if let Some(cost) = c.cost_usd {
+            self.cost_usd.add(cost, &attrs);
+        }
         if let Some(t) = c.time_to_first_chunk_s() {
             self.time_to_first_chunk.record(t, &attrs);
         }
@@ -80,13 +94,22 @@ impl GenAiMetrics {
     }
 }
 
-/// The common GenAI metric attributes, plus the OpenAI refinements.
+/// The common GenAI metric attributes, plus the OpenAI refinements and the calling service.
 pub fn metric_attributes(c: &ExportedCall<'_>) -> Vec<KeyValue> {
     let call = c.call;
     let mut a = vec![
         KeyValue::new(GEN_AI_OPERATION_NAME, call.operation.clone()),
         KeyValue::new(GEN_AI_PROVIDER_NAME, call.provider.clone()),
+        KeyValue::new(SERVICE_NAME, c.process.service_name.clone()),
     ];
+    if let Some((_, ns)) = c
+        .process
+        .attributes
+        .iter()
+        .find(|(k, _)| k == K8S_NAMESPACE_NAME)
+    {
+        a.push(KeyValue::new(K8S_NAMESPACE_NAME, ns.clone()));
+    }
     if let Some(m) = &call.request.model {
         a.push(KeyValue::new(GEN_AI_REQUEST_MODEL, m.clone()));
     }

@@ -389,6 +389,7 @@ fn check_metrics(r: &Received) {
         ("server.port", "i:443"),
         ("openai.response.service_tier", "s:default"),
         ("openai.response.system_fingerprint", "s:fp_44709d6fcb"),
+        ("service.name", "s:chatbot"),
     ]);
     let with = |base: &BTreeMap<String, String>, k: &str, v: &str| {
         let mut b = base.clone();
@@ -424,6 +425,7 @@ fn check_metrics(r: &Received) {
         ("server.address", "s:api.anthropic.com"),
         ("server.port", "i:443"),
         ("error.type", "s:rate_limit_error"),
+        ("service.name", "s:node"),
     ]);
     let p = point(points, &anthropic);
     assert_eq!((p.count, p.sum), (1, Some(0.12)));
@@ -455,6 +457,15 @@ fn check_metrics(r: &Received) {
         other => panic!("{name}: {other:?}"),
     };
     use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as Nv;
+    // Spend per service and model: only the priced call (the 429 and curl's call have no cost).
+    let cost = sum_of("llm_tracer.usage.cost_usd");
+    assert_eq!(m["llm_tracer.usage.cost_usd"].unit, "{USD}");
+    assert_eq!(cost.len(), 1, "{cost:?}");
+    assert_eq!(cost[0].0, openai);
+    match cost[0].1 {
+        Some(Nv::AsDouble(v)) => assert!((v - 0.000375).abs() < 1e-12, "{v}"),
+        ref other => panic!("{other:?}"),
+    }
     assert_eq!(
         sum_of("llm_tracer.calls"),
         vec![(map(&[]), Some(Nv::AsInt(3)))]

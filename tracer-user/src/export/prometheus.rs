@@ -165,7 +165,7 @@ mod tests {
             )
         };
         let pre = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",gen_ai_response_model=\"gpt-4o-mini-2024-07-18\"";
-        let post = "openai_response_service_tier=\"default\",openai_response_system_fingerprint=\"fp_44709d6fcb\",server_address=\"api.openai.com\",server_port=\"443\",otel_scope_name=\"llm-tracer\"";
+        let post = "openai_response_service_tier=\"default\",openai_response_system_fingerprint=\"fp_44709d6fcb\",server_address=\"api.openai.com\",server_port=\"443\",service_name=\"chatbot\",otel_scope_name=\"llm-tracer\"";
         // Cumulative buckets: 1200 input tokens count from le=4096 on.
         for b in TOKEN_BUCKETS {
             let n = if b < 1200.0 { 0 } else { 1 };
@@ -187,6 +187,9 @@ mod tests {
         has("gen_ai_client_operation_time_to_first_chunk_seconds_count{");
         has("gen_ai_client_operation_time_per_output_chunk_seconds_count{");
         has("llm_tracer_ring_buffer_lost_total{otel_scope_name=\"llm-tracer\"} 5");
+        has(&format!(
+            "llm_tracer_usage_cost_usd_total{{{pre},{post}}} 0.000375"
+        ));
 
         let (status, body) = get(addr, "/healthz").await;
         assert_eq!(status, 200);

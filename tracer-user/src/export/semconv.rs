@@ -71,6 +71,10 @@ pub const METRIC_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 pub const METRIC_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
 pub const METRIC_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
 pub const METRIC_TIME_PER_OUTPUT_CHUNK: &str = "gen_ai.client.operation.time_per_output_chunk";
+/// Project metric: the priced cost of calls (a counter in USD; calls without a known cost are
+/// not counted).
+pub const METRIC_COST_USD: &str = "llm_tracer.usage.cost_usd";
+pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
 
 /// `gen_ai.client.token.usage` buckets (semconv v1.41.1, ExplicitBucketBoundaries).
 pub const TOKEN_BUCKETS: [f64; 14] = [
