@@ -232,6 +232,11 @@ def test_sdk_calls_become_genai_spans_and_metrics(tracer, monkeypatch, otlp, fak
     assert types == {"input", "output"}
     for p in tok["points"] + dur["points"]:
         assert {"gen_ai.operation.name", "gen_ai.provider.name"} <= set(p["attributes"])
+    # Per-service split: the SDK process's points carry its service.name (as on its spans).
+    service = spans[0]["resource"]["service.name"]
+    assert any(p["attributes"].get("service.name") == service for p in tok["points"]), tok
+    cost = otlp.wait_metric("llm_tracer.usage.cost_usd")
+    assert cost["unit"] == "{USD}"
     ttfc = otlp.wait_metric("gen_ai.client.operation.time_to_first_chunk")
     assert ttfc["unit"] == "s"
     assert all(p["attributes"].get("gen_ai.request.stream", True) for p in ttfc["points"])
