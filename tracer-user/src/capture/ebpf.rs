@@ -5,7 +5,7 @@ use std::path::Path;
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        uprobe::{UProbeAttachLocation, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
         BtfTracePoint, UProbe,
     },
     Btf, Ebpf, EbpfLoader,
@@ -141,6 +141,8 @@ pub struct KernelStats {
 /// The loaded object: programs loaded (not yet attached) and maps.
 pub struct Kernel {
     ebpf: Ebpf,
+    /// Every uprobe attached, so they can be detached side by side ([`Kernel::detach_uprobes`]).
+    links: Vec<(&'static str, UProbeLinkId)>,
 }
 
 impl Kernel {
@@ -200,7 +202,10 @@ impl Kernel {
                 error: source,
             })?;
         }
-        Ok(Kernel { ebpf })
+        Ok(Kernel {
+            ebpf,
+            links: Vec::new(),
+        })
     }
 
     /// Loads a uprobe program that [`Kernel::load`] leaves out (the benchmark's empty pair).
@@ -232,16 +237,40 @@ impl Kernel {
                 name: program,
                 error: source,
             })?;
-        prog.attach(
-            UProbeAttachLocation::AbsoluteOffset(offset),
-            path,
-            UProbeScope::AllProcesses,
-        )
-        .map_err(|source| KernelError::Program {
-            name: program,
-            error: source,
-        })?;
+        let link = prog
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                UProbeScope::AllProcesses,
+            )
+            .map_err(|source| KernelError::Program {
+                name: program,
+                error: source,
+            })?;
+        self.links.push((program, link));
         Ok(())
+    }
+
+    /// Detaches every uprobe, side by side. Each detach waits for a kernel RCU grace period
+    /// (0.2-0.25 s per link measured on Linux 6.18 here); one after the other, as dropping the
+    /// object would, 36 links took 7 s of SIGTERM. Concurrent detaches share grace periods.
+    pub fn detach_uprobes(&mut self) {
+        let mut links = Vec::with_capacity(self.links.len());
+        for (name, id) in self.links.drain(..) {
+            let prog: Option<&mut UProbe> =
+                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
+            if let Some(link) = prog.and_then(|p| p.take_link(id).ok()) {
+                links.push(link);
+            }
+        }
+        const THREADS: usize = 32;
+        let per = links.len().div_ceil(THREADS).max(1);
+        std::thread::scope(|s| {
+            while !links.is_empty() {
+                let part: Vec<_> = links.drain(..per.min(links.len())).collect();
+                s.spawn(move || drop(part));
+            }
+        });
     }
 
     /// Takes the ring buffer out (for the reader task).

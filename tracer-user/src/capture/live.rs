@@ -90,6 +90,9 @@ pub struct LiveCapture {
     muted_count: usize,
 }
 
+/// How long stopping waits for the discovery thread.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Records handed over per batch at most.
 const MAX_BATCH: usize = 1024;
 
@@ -262,7 +265,22 @@ impl LiveCapture {
     /// Stops discovery and returns its counters.
     pub fn stop(&mut self) -> Option<DiscoveryStats> {
         self.exec_tx = None;
-        let d = self.watcher.take()?.join().ok()?;
+        let watcher = self.watcher.take()?;
+        // Discovery may be in the middle of a scan of a busy host (ELF and Go symbol tables):
+        // wait a little, not for ever. The kernel removes the probes when the agent exits.
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while !watcher.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                warn!(
+                    "discovery still busy {} s after stop; not waiting for it",
+                    STOP_WAIT.as_secs()
+                );
+                return None;
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut d = watcher.join().ok()?;
+        d.attacher_mut().detach_uprobes();
         Some(d.stats().clone())
     }
 }

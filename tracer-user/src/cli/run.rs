@@ -84,9 +84,8 @@ impl CallHandler for ExportCalls {
         health.set_attached_targets(source.targets().len() as u64);
     }
 
-    fn flush(&mut self) {
-        self.setup.flush();
-    }
+    // No `flush`: `run` closes the outputs right after the loop, and closing sends what is
+    // pending with a bounded wait (a flush first would wait for a slow endpoint twice).
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -110,6 +109,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let result = drive(&mut source, &mut pipeline, &mut handler, &mut shutdown).await;
     // Flush and stop the outputs even when the loop failed: calls already made are not lost.
     handler.setup.close().await;
+    info!("outputs closed");
+    drop(source);
     result
 }
 

@@ -36,6 +36,8 @@ const SPAN_SINK: &str = "otlp-spans";
 
 /// Internal span attribute naming the resource of a span's process; removed before export.
 const RESOURCE_KEY: &str = "llm_tracer.internal.resource_key";
+/// How long stopping waits for the span endpoint to take what is queued.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 /// Process resources remembered at most (spans still queued find theirs).
 const RESOURCE_CAP: usize = 8192;
 
@@ -755,9 +757,11 @@ impl Sink for SpanSink {
             .map_err(|e| SinkError::Otel(e.to_string()))
     }
 
+    /// Sends what is queued, waiting for the endpoint at most [`SHUTDOWN_WAIT`]: a slow or
+    /// hanging endpoint must not hold SIGTERM up.
     fn shutdown(&mut self) -> Result<(), SinkError> {
         self.provider
-            .shutdown()
+            .shutdown_with_timeout(SHUTDOWN_WAIT)
             .map_err(|e| SinkError::Otel(e.to_string()))
     }
 }

@@ -349,6 +349,29 @@ mod tests {
     }
 
     #[test]
+    fn stopping_does_not_wait_long_for_a_hanging_endpoint() {
+        let health = Health::new();
+        let exporter = TestExporter::default();
+        exporter.gate.store(true, Ordering::Release);
+        let mut s = sink(exporter.clone(), 64, &health);
+        let call = openai_stream();
+        for _ in 0..3 {
+            s.export(&exported(&call)).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        assert!(
+            s.shutdown().is_err(),
+            "the hanging export cannot have finished"
+        );
+        let took = t0.elapsed();
+        assert!(
+            took >= super::super::otlp::SHUTDOWN_WAIT && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        exporter.gate.store(false, Ordering::Release);
+    }
+
+    #[test]
     fn an_outage_is_logged_once_and_its_end_once() {
         let log = OutageLog::new("span", "http://c:4318".into(), "What happens.".into());
         let logs = logs_of(|| {

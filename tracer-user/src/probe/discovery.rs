@@ -95,6 +95,11 @@ pub struct Discovery<A: Attach> {
 }
 
 impl<A: Attach> Discovery<A> {
+    /// The attacher (to detach everything at the end).
+    pub fn attacher_mut(&mut self) -> &mut A {
+        &mut self.attacher
+    }
+
     pub fn new(attacher: A) -> Self {
         Self::with_proc(attacher, PathBuf::from("/proc"))
     }
