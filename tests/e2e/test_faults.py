@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 
 import pytest
 
@@ -127,16 +128,28 @@ def assert_all_traced(jsonl, summary):
 
 
 def stop(t):
-    """SIGTERM the agent; returns how long it took, or fails with its logs when it hung."""
-    took = time.monotonic()
+    """SIGTERM the agent; returns how long it took to close its outputs (from its own log), or
+    fails with its logs when it hung. Exiting takes longer: the kernel detaches each uprobe link
+    at a cost (an RCU grace period each, about 0.1 s side by side here), which depends on how
+    many libraries the host has, not on the endpoint; the total is printed."""
+    t0 = time.monotonic()
     t.proc.send_signal(signal.SIGTERM)
     try:
-        t.proc.wait(timeout=20)
+        t.proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         t.proc.kill()
         t.proc.wait()
-        pytest.fail("llm-tracer did not exit within 20 s of SIGTERM:\n" + t.text())
-    return time.monotonic() - took
+        pytest.fail("llm-tracer did not exit within 60 s of SIGTERM:\n" + t.text())
+    total = time.monotonic() - t0
+    logs = t.text()
+    stamp = lambda what: [datetime.fromisoformat(m.group(1)) for m in re.finditer(
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})\d*Z.*%s" % what, logs)]
+    began, closed = stamp("stopping: flushing the outputs"), stamp("outputs closed")
+    assert began and closed, "no stop log lines:\n" + logs
+    closing = (closed[-1] - began[-1]).total_seconds()
+    detach = re.findall(r"detached \d+ probe link\(s\) in [\d.]+ s", logs)
+    print(f"SIGTERM: outputs closed in {closing:.1f} s, exit after {total:.1f} s ({detach})")
+    return closing
 
 
 def start_agent(jsonl, endpoint, protocol, prom_port, **env):
@@ -215,8 +228,7 @@ def test_endpoint_goes_away_mid_run_and_comes_back(fake, tmp_path, protocol, out
     assert "Check that an OTLP collector is reachable" in failed[0] and "otlp_export_failed" in failed[0]
     assert len([l for l in logs.splitlines() if "OTLP span export to" in l and "works again" in l]) == 1, logs
     assert len([l for l in logs.splitlines() if "OTLP metric export to" in l and "failed:" in l]) == 1, logs
-    print(f"SIGTERM took {took:.1f} s; the agent's last log lines:\n" + "\n".join(t.text().splitlines()[-8:]))
-    assert took < 10, f"SIGTERM took {took:.1f} s"
+    assert took < 6, f"closing the outputs after SIGTERM took {took:.1f} s"
 
 
 def test_slow_endpoint_does_not_slow_the_clients(fake, tmp_path):
@@ -257,8 +269,9 @@ def test_slow_endpoint_does_not_slow_the_clients(fake, tmp_path):
         took = stop(t)
         receiver.close()
     print(f"client latency (ms), endpoint fine: {ok_lat}; endpoint 3 s late: {slow_lat}; "
-          f"otlp_queue_full drops {queue_full}; SIGTERM with the endpoint hanging took {took:.1f} s")
-    assert took < 10, f"SIGTERM with a hanging endpoint took {took:.1f} s"
+          f"otlp_queue_full drops {queue_full}; outputs closed {took:.1f} s after SIGTERM")
+    # Spans wait at most 3 s for the endpoint, side by side with the metric reader's 5 s.
+    assert took < 6, f"closing the outputs with a hanging endpoint took {took:.1f} s"
     ok50 = sorted(x["p50"] for x in ok_lat)[-1]
     slow50 = sorted(x["p50"] for x in slow_lat)[0]
     ok90 = max(x["p90"] for x in ok_lat)

@@ -13,7 +13,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tracer_common::limits;
 use tracer_core::event::{flags, ConnKey, TlsEvent};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     decode::{decode, KernelRecord},
@@ -280,7 +280,12 @@ impl LiveCapture {
             thread::sleep(std::time::Duration::from_millis(20));
         }
         let mut d = watcher.join().ok()?;
-        d.attacher_mut().detach_uprobes();
+        let t0 = std::time::Instant::now();
+        let n = d.attacher_mut().detach_uprobes();
+        info!(
+            "detached {n} probe link(s) in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         Some(d.stats().clone())
     }
 }
