@@ -407,7 +407,11 @@ def nss_client(tmp_path_factory):
 
 def run_nss_client(exe, url, path, body, file):
     host, port = url.removeprefix("https://").rsplit(":", 1)
-    pid, out = run_client([str(exe), host, port, path, str(file)], env={"BODY": body})
+    # The agent attaches to NSS when a process maps it (not ahead): the client waits as the
+    # Go clients exec'd after the tracer do.
+    delay_ms = str(int(float(EXEC_DELAY.removesuffix("s")) * 1000))
+    pid, out = run_client([str(exe), host, port, path, str(file)],
+                          env={"BODY": body, "DELAY_MS": delay_ms})
     lines = out.decode().splitlines()
     addrs = {"ssl": [l.split()[-1] for l in lines if l.startswith("ssl fd ")],
              "file": [l.split()[-1] for l in lines if l.startswith("file fd ")]}

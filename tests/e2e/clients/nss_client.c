@@ -1,7 +1,9 @@
 /* A minimal HTTPS client on NSS (Mozilla's TLS), for the end-to-end tests.
  *
  * Usage: nss_client HOST PORT PATH FILE
- * Env:   BODY  the JSON request body (POSTed with an Authorization header)
+ * Env:   BODY      the JSON request body (POSTed with an Authorization header)
+ *        DELAY_MS  sleep this long first (a tracer started before hooks NSS when a process
+ *                  maps it, a few ms after the exec)
  *
  * It makes one HTTP/1.1 request over TLS with the application calls NSS programs make
  * (PR_Write and PR_Send out, PR_Read and PR_Recv in), prints the status line and the body,
@@ -51,6 +53,7 @@ int main(int argc, char **argv) {
     const char *host = argv[1], *path = argv[3], *file = argv[4];
     int port = atoi(argv[2]);
     const char *body = getenv("BODY") ? getenv("BODY") : "{}";
+    if (getenv("DELAY_MS")) PR_Sleep(PR_MillisecondsToInterval(atoi(getenv("DELAY_MS"))));
 
     if (NSS_NoDB_Init(NULL) != SECSuccess) return die("NSS_NoDB_Init");
     if (NSS_SetDomesticPolicy() != SECSuccess) return die("NSS_SetDomesticPolicy");

@@ -588,6 +588,31 @@ mod tests {
         );
         let mut d = Discovery::new(Fake::default());
         d.scan_library_dirs();
+        assert!(
+            !d.targets_snapshot()
+                .iter()
+                .any(|t| t.family == "nss" || t.family == "nspr"),
+            "NSS is attached when a process maps it, not ahead"
+        );
+        // A process that maps NSS.
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import ctypes, sys; ctypes.CDLL('libnspr4.so'); ctypes.CDLL('libssl3.so'); \
+                 sys.stdout.write('up\\n'); sys.stdout.flush(); sys.stdin.read()",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        use std::io::BufRead as _;
+        let _ = std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line);
+        let n = d.scan_pid(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(line.trim(), "up");
+        assert!(n >= 2, "libssl3 and libnspr4 attached");
         let targets = d.targets_snapshot();
         let nss = targets.iter().find(|t| t.family == "nss").expect("libssl3");
         let nspr = targets

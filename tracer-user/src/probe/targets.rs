@@ -96,7 +96,8 @@ pub const GNUTLS: Family = Family {
 pub const NSS: Family = Family {
     name: "nss",
     marker: "SSL_ImportFD",
-    library_prefixes: &["libssl3.so"],
+    // Not attached ahead: only once a process maps NSS (see NSPR below).
+    library_prefixes: &[],
     hooks: &[Hook {
         symbol: "SSL_ImportFD",
         entry: None,
@@ -112,7 +113,13 @@ pub const NSS: Family = Family {
 pub const NSPR: Family = Family {
     name: "nspr",
     marker: "PR_Write",
-    library_prefixes: &["libnspr4.so"],
+    // Not attached ahead of use, unlike libssl: its ten probes would be attached (and detached,
+    // which the kernel serialises at 0.1-0.25 s per probe here) on every start of the agent on
+    // any host with NSS installed, and every NSPR file read/write of every process would pay
+    // the probe pair. Attached when a process maps it (discovery follows each exec), so an NSS
+    // program started after the agent is seen from a few ms after its exec, later ones from
+    // their first call.
+    library_prefixes: &[],
     hooks: &[
         Hook {
             symbol: "PR_Close",
