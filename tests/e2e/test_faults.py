@@ -219,8 +219,10 @@ def test_endpoint_goes_away_mid_run_and_comes_back(fake, tmp_path, protocol, out
         assert got, (f"export did not resume: {len(receiver.spans_of(after['pid']))}/{after['total']} "
                      f"spans after the endpoint came back\n" + t.text())
     finally:
-        took = stop(t)
-        receiver.kill()
+        try:
+            took = stop(t)
+        finally:
+            receiver.kill()
     logs = t.text()
     # Once per outage: what happens and how to fix it; and once when it works again.
     failed = [l for l in logs.splitlines() if "OTLP span export to" in l and "failed:" in l]
@@ -266,8 +268,10 @@ def test_slow_endpoint_does_not_slow_the_clients(fake, tmp_path):
         run_load(fake, 2, 10, 2)
         time.sleep(0.5)
     finally:
-        took = stop(t)
-        receiver.close()
+        try:
+            took = stop(t)
+        finally:
+            receiver.close()
     print(f"client latency (ms), endpoint fine: {ok_lat}; endpoint 3 s late: {slow_lat}; "
           f"otlp_queue_full drops {queue_full}; outputs closed {took:.1f} s after SIGTERM")
     # Spans wait at most 3 s for the endpoint, side by side with the metric reader's 5 s.
@@ -316,8 +320,10 @@ def test_endpoint_answering_errors_then_ok(fake, tmp_path, protocol):
         got = wait_for(lambda: len(mine()) >= after["total"], timeout=30)
         assert got, f"{len(mine())}/{after['total']} spans once the endpoint answered OK again"
     finally:
-        stop(t)
-        receiver.close()
+        try:
+            stop(t)
+        finally:
+            receiver.close()
     print(f"{protocol}: (fault, calls, otlp_export_failed total) {seen}")
     logs = t.text()
     assert len([l for l in logs.splitlines() if "OTLP span export to" in l and "failed:" in l]) == 1, logs
