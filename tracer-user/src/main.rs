@@ -15,7 +15,6 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Spend(args)) => tracer_user::export::cli::run_spend(
             &args,
             std::time::SystemTime::now(),
@@ -34,12 +33,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // The work runs as a task on a worker thread, not in `block_on` on the main thread:
+            // the worker that sees the ring buffer readable then runs the loop itself, instead of
+            // waking the main thread for every batch (a futex wake and a context switch each).
             runtime.block_on(async move {
-                match command {
-                    Some(Command::Record(args)) => record::record(args).await,
-                    Some(Command::Run(args)) => run::run(args).await,
-                    _ => run::run(cli.run).await,
-                }
+                let work = tokio::spawn(async move {
+                    match command {
+                        Some(Command::Record(args)) => record::record(args).await,
+                        Some(Command::Run(args)) => run::run(args).await,
+                        Some(Command::Replay(args)) => replay::replay(args).await,
+                        _ => run::run(cli.run).await,
+                    }
+                });
+                work.await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("the agent task failed: {e}")))
             })
         }
     };

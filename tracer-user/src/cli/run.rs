@@ -45,16 +45,6 @@ pub trait CallHandler {
     fn flush(&mut self) {}
 }
 
-/// Prints one line per call.
-pub struct PrintCalls;
-
-impl CallHandler for PrintCalls {
-    fn on_call(&mut self, call: LlmCall) {
-        let json = serde_json::to_string(&call).unwrap_or_default();
-        println!("{} {json}", call.span_name());
-    }
-}
-
 /// The export sinks (console, JSONL, OTLP, Prometheus) as the run loop's call handler.
 pub struct ExportCalls {
     setup: ExportSetup,
@@ -120,7 +110,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 pub async fn drive(
     source: &mut LiveCapture,
     pipeline: &mut Pipeline,
-    handler: &mut dyn CallHandler,
+    handler: &mut (dyn CallHandler + Send),
     shutdown: &mut ShutdownSignal,
 ) -> Result<()> {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));

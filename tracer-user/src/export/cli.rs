@@ -146,9 +146,34 @@ pub async fn setup(
     health: Arc<Health>,
     pods: Option<crate::k8s::PodLookup>,
 ) -> anyhow::Result<ExportSetup> {
+    setup_with(args, health, pods, Source::Live).await
+}
+
+/// Where the calls come from: the live machine, or a recording (`replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Processes are read from `/proc`, capture times converted with this machine's clock.
+    Live,
+    /// A recording: its pids mean nothing here, so a process is what the capture says (pid and
+    /// `comm`), never what `/proc` says about an unrelated process that has that pid now.
+    Recording,
+}
+
+/// [`setup`] for calls from `source`.
+pub async fn setup_with(
+    args: &ExportArgs,
+    health: Arc<Health>,
+    pods: Option<crate::k8s::PodLookup>,
+    source: Source,
+) -> anyhow::Result<ExportSetup> {
     let prices = load_prices(args.prices.as_deref())?;
-    let procfs = ProcFs::default();
-    let host_name = procfs.host_name();
+    let host = ProcFs::default();
+    let host_name = host.host_name();
+    let procfs = match source {
+        Source::Live => host,
+        // No /proc tree here: every read misses, and a process is built from the capture.
+        Source::Recording => ProcFs::at("/nonexistent/llm-tracer-replay"),
+    };
     let settings = OtlpSettings {
         endpoint: args.otlp_endpoint.clone(),
         protocol: args.otlp_protocol,

@@ -106,7 +106,19 @@ impl Scanner {
         let file = std::fs::File::open(exe).ok()?;
         // SAFETY: read-only map of an executable; see gobin::analyze_path.
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let tls = Arc::new(tlsstack::analyze_exe(&map));
+        // Every page of the file is read (marker searches): drop each window's pages from the
+        // agent's resident set once searched, or a 200 MB executable makes a 200 MB RSS peak.
+        let tls = Arc::new(tlsstack::analyze_exe_windowed(
+            &map,
+            SCAN_WINDOW,
+            |offset, len| {
+                // SAFETY: a read-only shared file mapping: MADV_DONTNEED only unmaps the pages,
+                // a later read faults them back in from the page cache with the same bytes.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+                };
+            },
+        ));
         self.exes.insert(id, tls.clone());
         Some(tls)
     }
@@ -139,6 +151,9 @@ impl Scanner {
         out
     }
 }
+
+/// Bytes of an executable searched at a time by the coverage scan (a multiple of the page size).
+const SCAN_WINDOW: usize = 4 << 20;
 
 /// The file paths in a `/proc/PID/maps` text (sixth field onwards; may contain spaces).
 pub fn map_paths(maps: &str) -> impl Iterator<Item = &str> {

@@ -73,6 +73,8 @@ pub struct DiscoveryStats {
     pub files_examined: u64,
     pub attach_failures: u64,
     pub exec_dropped: u64,
+    /// Scans that skipped reading `/proc/PID/maps` because the address space had not changed.
+    pub processes_unchanged: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,25 @@ pub struct Discovery<A: Attach> {
     own_pid: u32,
     /// Files under these paths are never attached (`--exclude-path`).
     exclude: Vec<PathBuf>,
+    /// The address-space shape of each process at its last maps read (see [`shape`]).
+    shapes: HashMap<u32, Shape>,
+}
+
+/// A process's virtual memory size in pages (`/proc/PID/statm`, first field). A new executable
+/// mapping (a `dlopen`) changes it. Reading `/proc/PID/maps` walks every mapping with a path
+/// lookup each; `statm` reads a few counters (`stat` costs more: it sums over every thread). So
+/// the periodic rescan reads the maps of a process only when its size changed. An exec, which
+/// replaces the whole image, always reads them again ([`Discovery::forget_shape`]); a fork
+/// inherits its parent's mappings.
+type Shape = u64;
+
+/// The shape from a `statm` line.
+fn parse_shape(statm: &str) -> Option<Shape> {
+    statm.split_ascii_whitespace().next()?.parse().ok()
+}
+
+fn shape(proc_dir: &Path) -> Option<Shape> {
+    parse_shape(&fs::read_to_string(proc_dir.join("statm")).ok()?)
 }
 
 impl<A: Attach> Discovery<A> {
@@ -114,6 +135,7 @@ impl<A: Attach> Discovery<A> {
             proc_root,
             own_pid: std::process::id(),
             exclude: Vec::new(),
+            shapes: HashMap::new(),
         }
     }
 
@@ -144,7 +166,16 @@ impl<A: Attach> Discovery<A> {
         let pids: Vec<u32> = dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
-        pids.into_iter().map(|pid| self.scan_pid(pid)).sum()
+        let attached = pids.iter().map(|&pid| self.scan_pid(pid)).sum();
+        // Forget the processes that are gone (bounds the map by the live processes).
+        let live: std::collections::HashSet<u32> = pids.into_iter().collect();
+        self.shapes.retain(|pid, _| live.contains(pid));
+        attached
+    }
+
+    /// The next scan of `pid` reads its maps whatever its shape (it exec'd: a new image).
+    pub fn forget_shape(&mut self, pid: u32) {
+        self.shapes.remove(&pid);
     }
 
     /// Scans one process; returns how many files were newly attached. A process that is gone
@@ -154,10 +185,19 @@ impl<A: Attach> Discovery<A> {
             return 0;
         }
         let proc_dir = self.proc_root.join(pid.to_string());
+        // Read before the maps: a mapping added after this read changes the shape next time.
+        let shape = shape(&proc_dir);
+        if shape.is_some() && self.shapes.get(&pid) == shape.as_ref() {
+            self.stats.processes_unchanged += 1;
+            return 0;
+        }
         let Ok(maps) = fs::read_to_string(proc_dir.join("maps")) else {
             return 0;
         };
         self.stats.processes_scanned += 1;
+        if let Some(shape) = shape {
+            self.shapes.insert(pid, shape);
+        }
         let mut attached = 0;
         for m in executable_files(&maps) {
             if self.seen.contains_key(&m.id) {
@@ -457,6 +497,7 @@ pub fn spawn_watcher<A: Attach + Send + 'static>(
                     .min(next_full);
                 match exec_rx.recv_timeout(next_due.saturating_duration_since(now)) {
                     Ok(pid) => {
+                        discovery.forget_shape(pid);
                         if followed.len() >= MAX_FOLLOWED {
                             discovery.stats.exec_dropped += 1;
                         } else {
@@ -533,6 +574,57 @@ mod tests {
             .iter()
             .map(|d| Path::new(d).join("libssl.so.3"))
             .find(|p| p.exists())
+    }
+
+    #[test]
+    fn statm_shape_is_the_virtual_size() {
+        assert_eq!(parse_shape("4869 1024 512 100 0 900 0\n"), Some(4869));
+        assert_eq!(parse_shape(""), None);
+        assert_eq!(parse_shape("garbage 1 2"), None);
+    }
+
+    #[test]
+    fn maps_are_read_again_only_when_the_address_space_changed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("4242");
+        fs::create_dir_all(&dir).unwrap();
+        let set_size = |pages: u64| {
+            fs::write(dir.join("statm"), format!("{pages} 300 200 10 0 500 0\n")).unwrap()
+        };
+        set_size(5000);
+        // Nothing executable: the scan reads the maps and examines no file.
+        fs::write(
+            dir.join("maps"),
+            "00400000-00452000 r--p 00000000 08:02 173521 /usr/bin/app\n",
+        )
+        .unwrap();
+        let mut d = Discovery::with_proc(Fake::default(), root.path().to_path_buf());
+        let scanned =
+            |d: &Discovery<Fake>| (d.stats().processes_scanned, d.stats().processes_unchanged);
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (1, 0));
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (1, 1), "same shape: maps not read");
+        set_size(9000); // a dlopen grew the address space
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (2, 1));
+        d.forget_shape(4242); // it exec'd
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (3, 1));
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (3, 2));
+        // Unreadable statm: the maps are read every time.
+        fs::remove_file(dir.join("statm")).unwrap();
+        d.scan_pid(4242);
+        d.scan_pid(4242);
+        assert_eq!(scanned(&d), (5, 2));
+        // The process is gone: a full scan forgets it.
+        set_size(9000);
+        d.scan_pid(4242);
+        assert_eq!(d.shapes.len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+        d.scan_all();
+        assert!(d.shapes.is_empty());
     }
 
     #[test]

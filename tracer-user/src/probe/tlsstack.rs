@@ -142,6 +142,23 @@ fn marker(reversed: &[u8]) -> Vec<u8> {
 
 /// Analyses an executable's bytes. Non-ELF input (a script) yields the default (nothing).
 pub fn analyze_exe(data: &[u8]) -> ExeTls {
+    analyze_exe_windowed(data, usize::MAX, |_, _| {})
+}
+
+/// Bytes past a window's end that its searches also read: the longest marker, or a banner and
+/// its version text.
+const WINDOW_OVERLAP: usize = 64;
+
+/// [`analyze_exe`] whose whole-file byte searches go through `data` one window of `window`
+/// bytes at a time, calling `done(offset, len)` after each window and once after the ELF
+/// tables were read (`done(0, data.len())`). A caller reading a file mapping drops those pages
+/// from its resident set there, so scanning a large executable does not make the agent's RSS
+/// the size of the file. Same result as [`analyze_exe`] whatever the window.
+pub fn analyze_exe_windowed(
+    data: &[u8],
+    window: usize,
+    mut done: impl FnMut(usize, usize),
+) -> ExeTls {
     let Ok(elf) = object::File::parse(data) else {
         return ExeTls::default();
     };
@@ -151,13 +168,28 @@ pub fn analyze_exe(data: &[u8]) -> ExeTls {
         elf.dynamic_symbols().any(hit) || elf.symbols().any(hit)
     };
     let ssl_symbols = defined("SSL_write") && defined("SSL_read");
-    let boringssl = defined("BORINGSSL_self_test")
-        || memchr::memmem::find(data, &marker(BORINGSSL_MARKER)).is_some();
-    let openssl_version = openssl_version(data);
+    let mut boringssl = defined("BORINGSSL_self_test");
+    done(0, data.len());
+    let (boring, rustls_marker) = (marker(BORINGSSL_MARKER), marker(RUSTLS_MARKER));
+    let (mut rustls, mut openssl_version) = (false, None);
+    let window = window.max(WINDOW_OVERLAP);
+    let mut start = 0;
+    while start < data.len() {
+        let end = start.saturating_add(window).min(data.len());
+        let w = &data[start..end.saturating_add(WINDOW_OVERLAP).min(data.len())];
+        boringssl = boringssl || memchr::memmem::find(w, &boring).is_some();
+        rustls = rustls || memchr::memmem::find(w, &rustls_marker).is_some();
+        if openssl_version.is_none() {
+            // Banners starting in the overlap belong to the next window, which sees them whole.
+            openssl_version = banner_version(w, b"OpenSSL ", 2, end - start);
+        }
+        done(start, end - start);
+        start = end;
+    }
     ExeTls {
         // A Go binary's own TLS is crypto/tls; strings in it say nothing about OpenSSL.
         openssl_marker: go.is_none() && (ssl_symbols || boringssl || openssl_version.is_some()),
-        rustls: go.is_none() && memchr::memmem::find(data, &marker(RUSTLS_MARKER)).is_some(),
+        rustls: go.is_none() && rustls,
         go,
         ssl_symbols,
         boringssl,
@@ -167,13 +199,13 @@ pub fn analyze_exe(data: &[u8]) -> ExeTls {
 
 /// `3.0.19` from the first `OpenSSL 3.0.19 ...` in `data` (OpenSSL's version banner).
 pub fn openssl_version(data: &[u8]) -> Option<String> {
-    banner_version(data, b"OpenSSL ", 2)
+    banner_version(data, b"OpenSSL ", 2, data.len())
 }
 
-/// The version after the first `prefix` in `data` that is followed by a dotted version
-/// (`3.0.19`, `1.1.1w`) with at least `min_dots` dots.
-fn banner_version(data: &[u8], prefix: &[u8], min_dots: usize) -> Option<String> {
-    for at in memchr::memmem::find_iter(data, prefix) {
+/// The version after the first `prefix` in `data` (starting before `limit`) that is followed
+/// by a dotted version (`3.0.19`, `1.1.1w`) with at least `min_dots` dots.
+fn banner_version(data: &[u8], prefix: &[u8], min_dots: usize, limit: usize) -> Option<String> {
+    for at in memchr::memmem::find_iter(data, prefix).take_while(|&at| at < limit) {
         let rest = &data[at + prefix.len()..];
         let n = rest
             .iter()
@@ -329,7 +361,7 @@ pub fn lib_version(kind: StackKind, path: &str, root_path: &Path) -> Option<Stri
         }
         StackKind::GnuTls => {
             let data = std::fs::read(root_path).ok()?;
-            banner_version(&data, b"GnuTLS ", 2)
+            banner_version(&data, b"GnuTLS ", 2, data.len())
         }
         _ => None,
     }
@@ -458,5 +490,42 @@ mod tests {
         fake.extend(marker(b"sr.bil/crs/1.32"));
         let tls = analyze_exe(&fake);
         assert!(tls.boringssl && tls.rustls && tls.openssl_marker);
+    }
+
+    #[test]
+    fn windowed_analysis_finds_what_the_whole_file_analysis_finds() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut fake = me.clone();
+        // Markers and a banner at every distance from a 4096-byte window boundary.
+        let pad = 4096 - fake.len() % 4096;
+        fake.extend(std::iter::repeat_n(b'x', pad + 4096 - 3));
+        fake.extend(marker(BORINGSSL_MARKER));
+        fake.extend(std::iter::repeat_n(b'x', 4096 - 40));
+        fake.extend_from_slice(b"OpenSSL 3.0.19 27 Jan 2026\0");
+        fake.extend(std::iter::repeat_n(b'x', 4096 - 2));
+        fake.extend(marker(RUSTLS_MARKER));
+        let whole = analyze_exe(&fake);
+        assert_eq!(whole.openssl_version.as_deref(), Some("3.0.19"));
+        for window in [4096, 8192, 1 << 20] {
+            let mut calls = Vec::new();
+            let windowed = analyze_exe_windowed(&fake, window, |off, len| calls.push((off, len)));
+            assert_eq!(windowed, whole, "window {window}");
+            // The ELF tables' pages once, then each window once, in order, covering the file.
+            assert_eq!(calls[0], (0, fake.len()));
+            let mut next = 0;
+            for &(off, len) in &calls[1..] {
+                assert_eq!((off, len.min(window)), (next, len), "window {window}");
+                next += len;
+            }
+            assert_eq!(next, fake.len());
+        }
+        // A banner cut by a window end is read from the next window, whole.
+        let mut cut = vec![b'x'; 4096 - 12];
+        cut.extend_from_slice(b"OpenSSL 1.1.1w  11 Sep 2023");
+        assert_eq!(
+            banner_version(&cut, b"OpenSSL ", 2, 4096).as_deref(),
+            Some("1.1.1w")
+        );
+        assert_eq!(banner_version(&cut, b"OpenSSL ", 2, 4096 - 12), None);
     }
 }
