@@ -1104,45 +1104,58 @@ fn pipeline_throughput(
     // The real export path: the calls go to the JSONL sink (a file), as `run --jsonl` does.
     let calls_out = bench_dir().join("replay-calls.jsonl");
     let _ = fs::remove_file(&calls_out);
-    let t0 = Instant::now();
-    let out = Command::new(&env.tracer)
-        .arg("replay")
-        .arg(&rec)
-        .arg("--jsonl")
-        .arg(&calls_out)
-        .stderr(Stdio::null())
-        .output()
-        .context("running llm-tracer replay")?;
-    let wall = t0.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("replayed "))
-        .unwrap_or_default();
-    // "replayed N records (B bytes) from F, X bad lines, C calls"
-    let nums: Vec<f64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let (bytes, calls) = (
-        nums.get(1).copied().unwrap_or(0.0),
-        nums.last().copied().unwrap_or(0.0),
-    );
-    let timing = text
-        .lines()
-        .find(|l| l.starts_with("replay time"))
-        .unwrap_or_default();
-    let t: Vec<f64> = timing
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    // "replay time T s: pipeline and export P s (pipeline C s, export E s), reading ..."
-    let (total, in_pipeline, core) = (
-        t.first().copied().unwrap_or(wall),
-        t.get(1).copied().unwrap_or(f64::NAN),
-        t.get(2).copied().unwrap_or(f64::NAN),
-    );
+    // A replay of a few MB lasts tens of ms, not clock-normalised: the fastest of three runs
+    // (the VM's clock and load only ever slow a run down).
+    let mut best: Option<(f64, f64, f64, f64, f64)> = None;
+    for _ in 0..3 {
+        let _ = fs::remove_file(&calls_out);
+        let t0 = Instant::now();
+        let out = Command::new(&env.tracer)
+            .arg("replay")
+            .arg(&rec)
+            .arg("--jsonl")
+            .arg(&calls_out)
+            .stderr(Stdio::null())
+            .output()
+            .context("running llm-tracer replay")?;
+        let wall = t0.elapsed().as_secs_f64();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("replayed "))
+            .unwrap_or_default();
+        // "replayed N records (B bytes) from F, X bad lines, C calls"
+        let nums: Vec<f64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let (bytes, calls) = (
+            nums.get(1).copied().unwrap_or(0.0),
+            nums.last().copied().unwrap_or(0.0),
+        );
+        let timing = text
+            .lines()
+            .find(|l| l.starts_with("replay time"))
+            .unwrap_or_default();
+        let t: Vec<f64> = timing
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        // "replay time T s: pipeline and export P s (pipeline C s, export E s), reading ..."
+        let run = (
+            bytes,
+            calls,
+            t.first().copied().unwrap_or(wall),
+            t.get(1).copied().unwrap_or(f64::NAN),
+            t.get(2).copied().unwrap_or(f64::NAN),
+        );
+        if best.is_none_or(|b| b.3.is_nan() || run.3 < b.3) {
+            best = Some(run);
+        }
+    }
+    let (bytes, calls, total, in_pipeline, core) =
+        best.unwrap_or((0.0, 0.0, f64::NAN, f64::NAN, f64::NAN));
     let _ = fs::remove_file(&calls_out);
     let file_mb = fs::metadata(&rec).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     summary.insert(
