@@ -5,7 +5,22 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracer_user::cli::{check, record, replay, run, Cli, Command};
 
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per core), each keeping
+/// its freed memory: the run loop moves between the runtime's workers, so its allocations spread
+/// over several arenas and the resident set grows with the thread count. The agent's threads
+/// allocate little at the same time; one arena is enough. `MALLOC_ARENA_MAX` in the environment
+/// still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists; mallopt only
+        // sets an allocator parameter.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
