@@ -10,8 +10,10 @@
  * Modes:
  *   llm    the client's first bytes are an OpenAI chat request head, the server answers an SSE stream
  *          head, and every record after that is SSE events: a long LLM-shaped stream.
- *   muted  the client first makes one non-LLM request (GET /healthz), waits for the agent to mute
- *          the connection, then loops: the cost of a muted connection.
+ *   muted  the client makes one non-LLM request (GET /blob), reads the head of a huge response,
+ *          waits for the agent to mute that response, then only reads (server writes, client
+ *          reads): the cost of a read on a muted response (only reads are timed; a client write
+ *          would end the mute, by design).
  *
  * Prints one JSON line: ns per timed call, and the time of a fixed CPU-bound loop run before and
  * after (the caller normalises by it: the VM's clock speed drifts).
@@ -153,8 +155,9 @@ int main(int argc, char **argv) {
     uint64_t tw = 0, tr = 0;
     char head[512];
     if (muted) {
-        const char *req = "GET /healthz HTTP/1.1\r\nHost: internal.bench.local\r\n\r\n";
-        const char *resp = "HTTP/1.1 204 No Content\r\n\r\n";
+        const char *req = "GET /blob HTTP/1.1\r\nHost: internal.bench.local\r\n\r\n";
+        const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                           "Content-Length: 1000000000000\r\n\r\n";
         xfer(c, s, req, strlen(req), rbuf, &tw, &tr, 1);
         xfer(s, c, resp, strlen(resp), rbuf, &tw, &tr, 0);
         /* Give the agent time to see the request and mute the connection. */
@@ -178,14 +181,14 @@ int main(int argc, char **argv) {
 
     long warm = iters / 10 + 10;
     for (long i = 0; i < warm; i++) {
-        xfer(c, s, wbuf, n, rbuf, &tw, &tr, 1);
+        if (!muted) xfer(c, s, wbuf, n, rbuf, &tw, &tr, 1);
         xfer(s, c, sse, n, rbuf, &tw, &tr, 0);
     }
     /* Per-call times: the median ignores the calls during which the thread was preempted. */
     uint64_t *w = calloc((size_t)iters, sizeof *w), *r = calloc((size_t)iters, sizeof *r);
     uint64_t p0 = probe_loop_ns();
     for (long i = 0; i < iters; i++) {
-        xfer(c, s, wbuf, n, rbuf, &w[i], &tr, 1);
+        if (!muted) xfer(c, s, wbuf, n, rbuf, &w[i], &tr, 1);
         xfer(s, c, sse, n, rbuf, &tw, &r[i], 0);
     }
     /* Let the agent digest the records first: the loop would otherwise compete with it. */
@@ -193,6 +196,8 @@ int main(int argc, char **argv) {
     nanosleep(&pause, NULL);
     uint64_t p1 = probe_loop_ns();
     double wm = quantile(w, iters, 0.5), rm = quantile(r, iters, 0.5);
+    /* Muted: reads only (the write times are all zero). */
+    if (muted) wm = rm;
     printf("{\"ns_per_call\": %.1f, \"write_ns\": %.1f, \"read_ns\": %.1f, \"write_p99_ns\": %.1f, "
            "\"read_p99_ns\": %.1f, \"probe_ns\": %.1f, \"calls\": %ld}\n",
            (wm + rm) / 2.0, wm, rm, quantile(w, iters, 0.99), quantile(r, iters, 0.99), (p0 + p1) / 2.0,

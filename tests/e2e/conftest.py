@@ -220,7 +220,8 @@ def streams(records, pid):
     overlap that no flag explains."""
     by = {}
     for r in records:
-        if r["pid"] != pid or r["flags"] & 8:
+        # 8 = PROCESS_EXIT, 16 = CONN_CLOSED (SSL_free): markers without data.
+        if r["pid"] != pid or r["flags"] & (8 | 16):
             continue
         by.setdefault((r["conn"], r["direction"]), []).append(r)
     out = {}

@@ -29,7 +29,7 @@ def assert_exchange(records, pid, comm, req_body, resp_marker, resp_size=200):
     the exact response body, on one connection, request before response."""
     mine = [r for r in records if r["pid"] == pid]
     assert mine, f"no record for pid {pid}; pids seen: {sorted({r['pid'] for r in records})}"
-    assert {r["comm"] for r in mine if not r["flags"] & 8} == {comm}
+    assert {r["comm"] for r in mine if not r["flags"] & (8 | 16)} == {comm}
     s = streams(records, pid)
     body = response_body(resp_marker, resp_size)
     hits = [conn for (conn, d), data in s.items() if d == "write" and req_body in data

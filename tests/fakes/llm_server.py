@@ -146,6 +146,19 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routing --------------------------------------------------------------------------------
     def do_GET(self):
+        if self.path.startswith("/blob"):
+            # A non-LLM download (`/blob?bytes=N`): what muting is for.
+            n = int(self.path.partition("bytes=")[2] or 1048576)
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(n))
+            self.end_headers()
+            block = b"b" * 65536
+            while n > 0:
+                self.wfile.write(block[:min(n, len(block))])
+                n -= len(block)
+            self.wfile.flush()
+            return
         self.send_json(200, {"ok": True, "path": self.path})
 
     def do_POST(self):

@@ -18,7 +18,8 @@ pub mod names {
     pub const GO_ARGS: &str = "GO_ARGS";
     /// Per (pid, conn, direction) stream state (LRU): [`crate::StreamKey`] -> [`crate::StreamState`].
     pub const STREAMS: &str = "STREAMS";
-    /// Connections userspace asked not to copy: [`crate::ConnId`] -> `u8`.
+    /// Exchanges userspace asked not to copy: [`crate::ConnId`] -> `u64`, the write offset the
+    /// mute holds at (see [`crate::CallArgs::skip`]).
     pub const MUTED: &str = "MUTED";
     /// Configuration array, indexed by [`crate::config`].
     pub const CONFIG: &str = "CONFIG";
@@ -57,6 +58,11 @@ pub mod limits {
 pub mod config {
     /// Bytes captured per call at most; the rest is flagged TRUNCATED.
     pub const MAX_CAPTURE: u32 = 0;
+    /// Ring buffer wake-up policy for data records: 0 = the kernel's default (the agent is woken
+    /// for a record whenever it had caught up, i.e. about once per record when it keeps up);
+    /// N > 0 = records are submitted without a wake-up, and the agent is woken only when the
+    /// unread data crosses a multiple of N bytes (it also drains the ring on a short timer).
+    pub const WAKE_BYTES: u32 = 1;
     /// Number of entries in the array.
     pub const LEN: u32 = 4;
 }
@@ -73,12 +79,18 @@ pub mod stats {
     pub const READ_FAILED: u32 = 3;
     /// Calls the TLS library reported as failed (no data; not sent as records).
     pub const CALL_FAILED: u32 = 4;
-    /// Calls skipped because their connection is muted.
+    /// Read calls skipped because their exchange is muted.
     pub const MUTED: u32 = 5;
     /// Data records delivered to the ring buffer.
     pub const RECORDS: u32 = 6;
+    /// Wake-ups of the agent forced by the data crossing the `WAKE_BYTES` threshold.
+    pub const WAKEUPS: u32 = 7;
+    /// Connections closed (`SSL_free` of a connection with stream state): CLOSE records sent.
+    pub const CLOSES: u32 = 8;
+    /// Bytes those muted reads moved (counted in the offsets, never copied).
+    pub const MUTED_BYTES: u32 = 9;
     /// Number of counters.
-    pub const LEN: u32 = 8;
+    pub const LEN: u32 = 12;
 }
 
 /// Bits of [`RecordHeader::flags`]; the same values as `tracer_core::event::flags`.
@@ -87,6 +99,8 @@ pub mod flags {
     pub const LOST_BEFORE: u32 = 1 << 1;
     pub const CALL_FAILED: u32 = 1 << 2;
     pub const PROCESS_EXIT: u32 = 1 << 3;
+    pub const CONN_CLOSED: u32 = 1 << 4;
+    pub const SKIPPED_BEFORE: u32 = 1 << 5;
 }
 
 /// What a record is.
@@ -97,6 +111,10 @@ pub mod kind {
     pub const EXEC: u32 = 1;
     /// A process (its thread group leader) exited. No data; flags has PROCESS_EXIT.
     pub const EXIT: u32 = 2;
+    /// A connection object the agent had seen data of was freed (`SSL_free`): its stream
+    /// offsets are forgotten (a new connection at the same address starts at 0 again). No
+    /// data; `conn` is set and flags has CONN_CLOSED.
+    pub const CLOSE: u32 = 3;
 }
 
 /// [`RecordHeader::direction`] values.
@@ -155,7 +173,15 @@ pub struct CallArgs {
     pub count_ptr: u64,
     /// See [`direction`].
     pub direction: u32,
-    pub _pad: u32,
+    /// 1: the call is a read of a muted exchange: its bytes only advance the stream offset
+    /// (the next record delivered says SKIPPED_BEFORE), nothing is copied.
+    ///
+    /// Muting contract: userspace sets `MUTED[conn] = W`, the write offset right after a
+    /// request it found not to be an LLM call. A read is muted while the connection's write
+    /// offset is still `W`; the first read after any further write finds the entry stale and
+    /// deletes it, so every request, and the response to anything written after the decision,
+    /// is always copied in full. Writes are never muted.
+    pub skip: u32,
 }
 
 /// A connection: process + TLS object.

@@ -38,6 +38,15 @@ pub mod flags {
     /// Synthetic: the process exited; no more data will come for its connections. Only `pid`
     /// and `ts_ns` are read: every connection of the pid is closed (open exchanges abandoned).
     pub const PROCESS_EXIT: u32 = 1 << 3;
+    /// Synthetic: the TLS library freed the connection object (`SSL_free`); no more data will
+    /// come for it, and a later connection at the same address is a new one. Only `pid`,
+    /// `conn` and `ts_ns` are read: the connection is closed at once (an exchange still open
+    /// ends as the parser ends it on a closed connection).
+    pub const CONN_CLOSED: u32 = 1 << 4;
+    /// The kernel skipped bytes of this direction before this record on purpose: the agent
+    /// muted the response of a request that was not an LLM call. Like [`LOST_BEFORE`], the
+    /// offsets tell how much, and the hole is passed on as a gap at once; it is not a loss.
+    pub const SKIPPED_BEFORE: u32 = 1 << 5;
 }
 
 /// One record: a piece of the plaintext that one `SSL_read`/`SSL_write`-like call moved.

@@ -4,7 +4,7 @@
 //! protocol parser (HTTP/1.1 or HTTP/2); the parser's [`crate::http::ExchangeEvent`]s go to that
 //! connection's [`crate::genai::Recognizer`] (one per connection, dropped with it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::call::{LlmCall, Origin};
 use crate::conn::{self, ExchangeSink, TrackerConfig};
@@ -49,14 +49,21 @@ struct Recognizers {
     unclaimed: u64,
     /// Recogniser drops (`genai_*`), by reason.
     drops: BTreeMap<&'static str, u64>,
-    /// Open connections already reported as not LLM traffic (reported once each).
-    not_llm: HashSet<ConnKey>,
-    /// Reported and not yet taken by [`Pipeline::take_not_llm`].
-    not_llm_new: Vec<ConnKey>,
+    /// Connections whose latest request no provider claimed, not yet taken by
+    /// [`Pipeline::take_not_llm`].
+    not_llm: BTreeSet<ConnKey>,
 }
 
 /// Most not-LLM connections kept for [`Pipeline::take_not_llm`] when nobody takes them (replay).
 const MAX_NOT_LLM_PENDING: usize = 4096;
+
+/// A response the kernel may skip: the latest request on `key` is not an LLM call, and nothing
+/// was written after it up to `write_offset` (the contract of the kernel's MUTED map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLlm {
+    pub key: ConnKey,
+    pub write_offset: u64,
+}
 
 impl ExchangeSink for Recognizers {
     fn exchange(&mut self, origin: &Origin, event: ExchangeEvent) {
@@ -67,18 +74,25 @@ impl ExchangeSink for Recognizers {
             pid: origin.pid,
             conn: origin.conn,
         };
+        let is_request = matches!(event, ExchangeEvent::Request { .. });
         let config = &self.config;
         let r = self
             .by_conn
             .entry(key)
             .or_insert_with(|| Recognizer::new(config.clone()));
+        let unclaimed_before = r.stats().unclaimed;
         self.calls.extend(r.on_event(origin, event));
         r.drain_drops(&mut self.drops);
-        if r.not_llm_traffic()
-            && self.not_llm_new.len() < MAX_NOT_LLM_PENDING
-            && self.not_llm.insert(key)
-        {
-            self.not_llm_new.push(key);
+        if is_request {
+            // Per exchange: only the latest request decides (a later LLM call on the same
+            // keep-alive connection takes its connection off the list again).
+            if r.stats().unclaimed > unclaimed_before {
+                if self.not_llm.len() < MAX_NOT_LLM_PENDING {
+                    self.not_llm.insert(key);
+                }
+            } else {
+                self.not_llm.remove(&key);
+            }
         }
     }
 
@@ -123,8 +137,7 @@ impl Pipeline {
                 requests: 0,
                 unclaimed: 0,
                 drops: BTreeMap::new(),
-                not_llm: HashSet::new(),
-                not_llm_new: Vec::new(),
+                not_llm: BTreeSet::new(),
             },
             config,
             stats: PipelineStats::default(),
@@ -159,11 +172,19 @@ impl Pipeline {
         &self.stats
     }
 
-    /// Connections found to carry no LLM traffic since the last call (every request on them so
-    /// far was claimed by no provider); the agent may mute them in the kernel. Each open
-    /// connection is reported once.
-    pub fn take_not_llm(&mut self) -> Vec<ConnKey> {
-        std::mem::take(&mut self.recognizers.not_llm_new)
+    /// Responses the kernel may skip, found since the last call: HTTP/1.1 connections whose
+    /// latest request no provider claimed (e.g. `GET /v1/models`, a file download), with the
+    /// write offset right after it. The agent mutes their reads in the kernel until the next
+    /// write, so the next request and its response are always seen in full. HTTP/2
+    /// connections are never reported (streams share the connection).
+    pub fn take_not_llm(&mut self) -> Vec<NotLlm> {
+        let keys = std::mem::take(&mut self.recognizers.not_llm);
+        keys.into_iter()
+            .filter_map(|key| {
+                let write_offset = self.tracker.h1_write_end(key)?;
+                Some(NotLlm { key, write_offset })
+            })
+            .collect()
     }
 
     fn take_calls(&mut self) -> Vec<LlmCall> {

@@ -3,6 +3,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_user_buf, generated::bpf_loop,
     },
@@ -33,9 +34,10 @@ pub static ARGS: HashMap<u64, CallArgs> = HashMap::with_max_entries(limits::MAX_
 pub static STREAMS: LruHashMap<StreamKey, StreamState> =
     LruHashMap::with_max_entries(limits::MAX_STREAMS, 0);
 
-/// Connections userspace does not want copied.
+/// Exchanges userspace does not want copied: connection -> the write offset the mute holds at
+/// (the contract is on `CallArgs::skip`).
 #[map(name = "MUTED")]
-pub static MUTED: HashMap<ConnId, u8> = HashMap::with_max_entries(limits::MAX_MUTED, 0);
+pub static MUTED: HashMap<ConnId, u64> = HashMap::with_max_entries(limits::MAX_MUTED, 0);
 
 #[map(name = "CONFIG")]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
@@ -85,6 +87,111 @@ pub fn emit_process_event(ring: &RingBuf, pid: u32, tid: u32, record_kind: u32, 
     entry.submit(0);
 }
 
+/// Whether a read on `id` is muted: the agent muted the response of the last request, and
+/// nothing was written since (the write offset is still the one the mute names). A stale
+/// mute is deleted here, so it never outlives the next request.
+#[inline(always)]
+pub fn read_muted(id: ConnId) -> bool {
+    // SAFETY: a lookup; the value is copied.
+    let at = match unsafe { MUTED.get(id) } {
+        Some(&at) => at,
+        None => return false,
+    };
+    let write = StreamKey {
+        conn: id.conn,
+        pid: id.pid,
+        direction: tracer_common::direction::WRITE,
+    };
+    // SAFETY: as above.
+    let written = unsafe { STREAMS.get(write) }.map(|s| s.offset);
+    if written == Some(at) {
+        return true;
+    }
+    let _ = MUTED.remove(id);
+    false
+}
+
+/// The stream state of `key`, created at offset 0 if new.
+#[inline(always)]
+fn stream_state(key: StreamKey) -> Option<*mut StreamState> {
+    if let Some(p) = STREAMS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let _ = STREAMS.insert(key, StreamState::default(), 0);
+    STREAMS.get_ptr_mut(key)
+}
+
+/// A muted read moved `total` bytes: count them in the stream offset without copying, and flag
+/// the next record of the stream SKIPPED_BEFORE so the agent takes the hole as a gap at once.
+#[inline(always)]
+pub fn skip_call(pid_tgid: u64, args: &CallArgs, total: u64) {
+    let key = StreamKey {
+        conn: args.conn,
+        pid: (pid_tgid >> 32) as u32,
+        direction: args.direction,
+    };
+    let Some(state) = stream_state(key) else {
+        return;
+    };
+    // SAFETY: a valid map value pointer; only this thread's calls on this stream touch it.
+    unsafe {
+        (*state).offset += total;
+        (*state).pending_flags |= flags::SKIPPED_BEFORE;
+    }
+    count(stats::MUTED, 1);
+    count(stats::MUTED_BYTES, total);
+}
+
+/// The connection object `conn` of this process is being freed: forget its stream offsets and
+/// its mute, and tell the agent (a header-only CLOSE record) if it had seen data of it. Only
+/// connections with stream state produce a record, so freeing objects we never saw costs two
+/// map deletes and nothing in the ring.
+#[inline(always)]
+pub fn close_conn(pid_tgid: u64, conn: u64) {
+    let pid = (pid_tgid >> 32) as u32;
+    let write = StreamKey {
+        conn,
+        pid,
+        direction: tracer_common::direction::WRITE,
+    };
+    let read = StreamKey {
+        conn,
+        pid,
+        direction: tracer_common::direction::READ,
+    };
+    let seen_write = STREAMS.remove(write).is_ok();
+    let seen_read = STREAMS.remove(read).is_ok();
+    let _ = MUTED.remove(ConnId { conn, pid, _pad: 0 });
+    if !(seen_write || seen_read) {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<RecordHeader>(0) else {
+        count(stats::RINGBUF_LOST, 1);
+        return;
+    };
+    entry.write(RecordHeader {
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        conn,
+        offset: 0,
+        pid,
+        tid: pid_tgid as u32,
+        len: 0,
+        cap_len: 0,
+        flags: flags::CONN_CLOSED,
+        direction: 0,
+        kind: kind::CLOSE,
+        _pad: 0,
+        comm: comm(),
+    });
+    let wake = match CONFIG.get(config::WAKE_BYTES) {
+        Some(&w) => wake_flag(w, HEADER_LEN as u64),
+        None => 0,
+    };
+    entry.submit(wake);
+    count(stats::CLOSES, 1);
+}
+
 /// State of one call's copy, shared by the `bpf_loop` iterations (lives on the caller's stack).
 #[repr(C)]
 struct CopyState {
@@ -94,6 +201,8 @@ struct CopyState {
     to_copy: u64,
     total: u64,
     ts_ns: u64,
+    /// See `config::WAKE_BYTES` (0: the kernel's default wake-up).
+    wake_bytes: u64,
     pid: u32,
     tid: u32,
     call_len: u32,
@@ -118,15 +227,8 @@ pub fn emit_call(pid_tgid: u64, args: &CallArgs, total: u64) {
         pid,
         direction: args.direction,
     };
-    let state = match STREAMS.get_ptr_mut(key) {
-        Some(p) => p,
-        None => {
-            let _ = STREAMS.insert(key, StreamState::default(), 0);
-            match STREAMS.get_ptr_mut(key) {
-                Some(p) => p,
-                None => return,
-            }
-        }
+    let Some(state) = stream_state(key) else {
+        return;
     };
     // SAFETY: a valid map value pointer; only this thread's calls on this stream touch it.
     let (start, pending) = unsafe { ((*state).offset, (*state).pending_flags) };
@@ -136,6 +238,10 @@ pub fn emit_call(pid_tgid: u64, args: &CallArgs, total: u64) {
         _ => limits::DEFAULT_CAPTURE_CAP,
     };
     let to_copy = if total < cap { total } else { cap };
+    let wake_bytes = match CONFIG.get(config::WAKE_BYTES) {
+        Some(&w) => w,
+        None => 0,
+    };
     let mut copy = CopyState {
         buf: args.buf,
         conn: args.conn,
@@ -144,6 +250,7 @@ pub fn emit_call(pid_tgid: u64, args: &CallArgs, total: u64) {
         total,
         // SAFETY: helper without preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
+        wake_bytes,
         pid,
         tid,
         call_len: if total > u32::MAX as u64 {
@@ -175,6 +282,30 @@ pub fn emit_call(pid_tgid: u64, args: &CallArgs, total: u64) {
     unsafe {
         (*state).offset = start + total;
         (*state).pending_flags = copy.pending;
+    }
+}
+
+/// The submit flags of a data record of `size` bytes under the wake-up policy `wake_bytes`
+/// (`config::WAKE_BYTES`).
+///
+/// With the kernel's default, every record whose submission finds the agent caught up wakes it:
+/// on a VM that is a cross-CPU wake-up per TLS call, most of what our probe costs above an empty
+/// pair. Batched: no wake-up, except when this record makes the unread data cross a multiple of
+/// `wake_bytes`, so a burst still gets the agent going long before the ring fills; whatever is
+/// left below the threshold is drained by the agent's short poll timer.
+#[inline(always)]
+fn wake_flag(wake_bytes: u64, size: u64) -> u64 {
+    if wake_bytes == 0 {
+        return 0;
+    }
+    // Racy by design (other CPUs submit too): at worst a crossing wakes twice or not at all,
+    // and the timer covers the latter.
+    let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    if before / wake_bytes != (before + size) / wake_bytes {
+        count(stats::WAKEUPS, 1);
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
     }
 }
 
@@ -240,9 +371,10 @@ extern "C" fn copy_chunk(index: u64, ctx: *mut c_void) -> i64 {
             core::mem::size_of::<ChunkRecord>(),
         )
     };
+    let wake = wake_flag(c.wake_bytes, size as u64);
     // Verifier: `get(..size)` bounds the output length by the scratch value size.
     let sent = match bytes.get(..size) {
-        Some(b) => EVENTS.output::<[u8]>(b, 0).is_ok(),
+        Some(b) => EVENTS.output::<[u8]>(b, wake).is_ok(),
         None => false,
     };
     if !sent {

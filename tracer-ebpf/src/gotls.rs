@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use tracer_common::{direction, limits, stats, CallArgs, ConnId, GoCallKey};
 
-use crate::emit::{count, emit_call, MUTED};
+use crate::emit::{close_conn, count, emit_call, read_muted, skip_call};
 
 /// (pid, goroutine) -> the arguments of the Read/Write it is inside. LRU: a goroutine that
 /// never returns (it panicked through the call) cannot fill the map.
@@ -44,18 +44,15 @@ fn stash(ctx: &ProbeContext, dir: u32) -> u32 {
     }
     let pid = (pid_tgid >> 32) as u32;
     let id = ConnId { conn, pid, _pad: 0 };
-    // SAFETY: a lookup; the value is not kept.
-    if unsafe { MUTED.get(id) }.is_some() {
-        count(stats::MUTED, 1);
-        return 0;
-    }
+    // As for OpenSSL: only reads are muted, and they still count their bytes at the RET.
+    let skip = dir == direction::READ && read_muted(id);
     let key = GoCallKey { g, pid, _pad: 0 };
     let args = CallArgs {
         conn,
         buf,
         count_ptr: 0,
         direction: dir,
-        _pad: 0,
+        skip: u32::from(skip),
     };
     let _ = GO_ARGS.insert(key, args, 0);
     0
@@ -69,6 +66,17 @@ pub fn go_tls_write_entry(ctx: ProbeContext) -> u32 {
 #[uprobe]
 pub fn go_tls_read_entry(ctx: ProbeContext) -> u32 {
     stash(&ctx, direction::READ)
+}
+
+/// `func (c *Conn) Close() error`, at its entry: the receiver is in RAX. The connection is over
+/// (as `SSL_free` for OpenSSL): its stream state is freed and the agent closes it at once.
+#[uprobe]
+pub fn go_tls_close(ctx: ProbeContext) -> u32 {
+    let (conn, _, _) = regs(&ctx);
+    if conn != 0 {
+        close_conn(bpf_get_current_pid_tgid(), conn);
+    }
+    0
 }
 
 /// At a RET of Read or Write (an entry-style uprobe on the RET instruction).
@@ -97,6 +105,10 @@ pub fn go_tls_ret(ctx: ProbeContext) -> u32 {
         if err_itab != 0 {
             count(stats::CALL_FAILED, 1);
         }
+        return 0;
+    }
+    if args.skip != 0 {
+        skip_call(pid_tgid, &args, n as u64);
         return 0;
     }
     emit_call(pid_tgid, &args, n as u64);

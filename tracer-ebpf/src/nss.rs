@@ -29,7 +29,7 @@ use aya_ebpf::{
 };
 use tracer_common::{direction, limits, stats, CallArgs, ConnId};
 
-use crate::emit::{count, emit_call, MUTED};
+use crate::emit::{close_conn, count, emit_call, read_muted, skip_call};
 
 /// (pid, `PRFileDesc *`) of SSL sockets made by `SSL_ImportFD` and not yet closed. LRU: a
 /// process that exits without closing its sockets cannot fill it.
@@ -73,7 +73,11 @@ pub fn nss_import_fd_return(ctx: RetProbeContext) -> u32 {
 pub fn nss_close_entry(ctx: ProbeContext) -> u32 {
     let fd: u64 = ctx.arg(0).unwrap_or(0);
     if fd != 0 {
-        let _ = NSS_FDS.remove(conn_id(fd, bpf_get_current_pid_tgid()));
+        let pid_tgid = bpf_get_current_pid_tgid();
+        // An SSL socket closing is the end of its connection (as `SSL_free` for OpenSSL).
+        if NSS_FDS.remove(conn_id(fd, pid_tgid)).is_ok() {
+            close_conn(pid_tgid, fd);
+        }
     }
     0
 }
@@ -91,10 +95,8 @@ fn stash(ctx: &ProbeContext, dir: u32) -> u32 {
     if unsafe { NSS_FDS.get(id) }.is_none() {
         return 0; // a file, a pipe or a plain socket
     }
-    if unsafe { MUTED.get(id) }.is_some() {
-        count(stats::MUTED, 1);
-        return 0;
-    }
+    // Only reads are muted, and they still count their bytes at the return (as for OpenSSL).
+    let skip = dir == direction::READ && read_muted(id);
     // SAFETY: in a uprobe program the context is the user registers at the probe point.
     let sp = unsafe { (*ctx.regs).rsp };
     let call = NssCall {
@@ -103,7 +105,7 @@ fn stash(ctx: &ProbeContext, dir: u32) -> u32 {
             buf,
             count_ptr: 0,
             direction: dir,
-            _pad: 0,
+            skip: u32::from(skip),
         },
         sp,
     };
@@ -143,6 +145,10 @@ pub fn nss_rw_return(ctx: RetProbeContext) -> u32 {
         if ret < 0 {
             count(stats::CALL_FAILED, 1);
         }
+        return 0;
+    }
+    if call.args.skip != 0 {
+        skip_call(pid_tgid, &call.args, ret as u64);
         return 0;
     }
     emit_call(pid_tgid, &call.args, ret as u64);

@@ -19,7 +19,7 @@ use aya_ebpf::{
 };
 use tracer_common::{direction, stats, CallArgs, ConnId};
 
-use crate::emit::{count, emit_call, ARGS, MUTED};
+use crate::emit::{close_conn, count, emit_call, read_muted, skip_call, ARGS};
 
 #[inline(always)]
 fn stash(ctx: &ProbeContext, dir: u32, ex: bool) -> u32 {
@@ -35,17 +35,15 @@ fn stash(ctx: &ProbeContext, dir: u32, ex: bool) -> u32 {
         pid: (pid_tgid >> 32) as u32,
         _pad: 0,
     };
-    // SAFETY: a lookup; the value is not kept.
-    if unsafe { MUTED.get(id) }.is_some() {
-        count(stats::MUTED, 1);
-        return 0;
-    }
+    // Writes are never muted (every request is seen); a muted read still needs its return
+    // probe, to count its bytes in the stream offset.
+    let skip = dir == direction::READ && read_muted(id);
     let args = CallArgs {
         conn,
         buf,
         count_ptr,
         direction: dir,
-        _pad: 0,
+        skip: u32::from(skip),
     };
     let _ = ARGS.insert(pid_tgid, args, 0);
     0
@@ -69,6 +67,17 @@ pub fn ssl_read_entry(ctx: ProbeContext) -> u32 {
 #[uprobe]
 pub fn ssl_read_ex_entry(ctx: ProbeContext) -> u32 {
     stash(&ctx, direction::READ, true)
+}
+
+/// `void SSL_free(SSL *s)` (and GnuTLS's `void gnutls_deinit(gnutls_session_t)`): the
+/// connection object is freed, so its address may soon be reused by a new connection.
+#[uprobe]
+pub fn ssl_free_entry(ctx: ProbeContext) -> u32 {
+    let conn: u64 = ctx.arg(0).unwrap_or(0);
+    if conn != 0 {
+        close_conn(bpf_get_current_pid_tgid(), conn);
+    }
+    0
 }
 
 /// Return of any of the four calls.
@@ -106,6 +115,10 @@ pub fn ssl_rw_return(ctx: RetProbeContext) -> u32 {
         }
     };
     if total == 0 {
+        return 0;
+    }
+    if args.skip != 0 {
+        skip_call(pid_tgid, &args, total);
         return 0;
     }
     emit_call(pid_tgid, &args, total);

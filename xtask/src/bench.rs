@@ -38,6 +38,13 @@ pub struct BenchArgs {
     /// Skip set-up and the release build (for quick re-runs).
     #[arg(long)]
     no_build: bool,
+    /// Run only these parts (comma separated: probe, app, cost, scaling, loss, replay), e.g. to
+    /// compare agent options quickly; summary.json then has only their keys.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// An extra argument for the agent (repeatable), e.g. `--agent-arg=--ring-wakeup-bytes=0`.
+    #[arg(long, allow_hyphen_values = true)]
+    agent_arg: Vec<String>,
 }
 
 /// Repetitions of each part.
@@ -55,8 +62,8 @@ impl Plan {
     fn new(quick: bool) -> Plan {
         if quick {
             Plan {
-                probe_rounds: 3,
-                probe_iters: 3000,
+                probe_rounds: 5,
+                probe_iters: 2000,
                 app_rounds: 3,
                 app_calls: 2,
                 cost_calls: 600,
@@ -65,7 +72,7 @@ impl Plan {
             }
         } else {
             Plan {
-                probe_rounds: 9,
+                probe_rounds: 11,
                 probe_iters: 20000,
                 app_rounds: 8,
                 app_calls: 4,
@@ -110,14 +117,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     summary.insert("other_tracers_running_at_start".into(), json!(others));
     let receiver = Receiver::start()?;
     let server = FakeServer::start(&env)?;
-    let agent = Agent::start(&env, &receiver)?;
+    let agent = Agent::start(&env, &receiver, &args.agent_arg)?;
     summary.insert("agent_otlp_export".into(), json!(agent.otlp));
+    summary.insert("agent_extra_args".into(), json!(args.agent_arg));
 
-    probe_cost(&env, &plan, &agent, &mut summary)?;
-    app_overhead(&env, &plan, &server, &receiver, &mut summary)?;
-    agent_cost(&env, &plan, &agent, &server, &mut summary)?;
-    scaling(&env, &plan, &agent, &server, &mut summary)?;
-    loss(&env, &plan, &agent, &server, &mut summary)?;
+    let part = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    if part("probe") {
+        probe_cost(&env, &plan, &agent, &mut summary)?;
+    }
+    if part("app") {
+        app_overhead(&env, &plan, &server, &receiver, &mut summary)?;
+    }
+    if part("cost") {
+        agent_cost(&env, &plan, &agent, &server, &mut summary)?;
+    }
+    if part("scaling") {
+        scaling(&env, &plan, &agent, &server, &mut summary)?;
+    }
+    if part("loss") {
+        loss(&env, &plan, &agent, &server, &mut summary)?;
+    }
     let (peak, ring) = (agent.peak_rss_kb()?, agent.ring_rss_kb()?);
     summary.insert(
         "agent_peak_rss_mb".into(),
@@ -135,7 +154,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     let stopped = agent.stop()?;
     summary.insert("agent_final_log".into(), json!(stopped));
-    pipeline_throughput(&env, &server, &mut summary)?;
+    if part("replay") {
+        pipeline_throughput(&env, &server, &mut summary)?;
+    }
 
     summary.insert(
         "bench_seconds".into(),
@@ -408,7 +429,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(env: &Env, receiver: &Receiver) -> Result<Agent> {
+    fn start(env: &Env, receiver: &Receiver, extra: &[String]) -> Result<Agent> {
         let help =
             util::output(Command::new(&env.tracer).args(["run", "--help"])).unwrap_or_default();
         let otlp = help.contains("--otlp-endpoint");
@@ -421,6 +442,7 @@ impl Agent {
             .arg("--bench-empty-probes")
             .arg(env.empty.join("libssl.so.3"))
             .arg("--mute-non-llm")
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
         if otlp {
@@ -623,7 +645,8 @@ fn probe_cost(
         ("ours", None, "llm"),
         ("muted", None, "muted"),
     ];
-    let mut per_round: Vec<BTreeMap<&str, (f64, f64)>> = Vec::new();
+    // name -> (ns per call, CPU-bound loop ns, ns per read call)
+    let mut per_round: Vec<BTreeMap<&str, (f64, f64, f64)>> = Vec::new();
     for r in 0..plan.probe_rounds {
         let mut got = BTreeMap::new();
         for i in rotation(variants.len(), r) {
@@ -640,7 +663,8 @@ fn probe_cost(
             let v: Value = serde_json::from_slice(&out.stdout)?;
             let ns = v["ns_per_call"].as_f64().unwrap_or(f64::NAN);
             let probe = v["probe_ns"].as_f64().unwrap_or(f64::NAN);
-            got.insert(name, (ns, probe));
+            let read = v["read_ns"].as_f64().unwrap_or(f64::NAN);
+            got.insert(name, (ns, probe, read));
         }
         per_round.push(got);
     }
@@ -650,7 +674,10 @@ fn probe_cost(
         .flat_map(|g| g.values().map(|x| x.1))
         .collect();
     let p_med = median(&probes);
-    let norm = |g: &BTreeMap<&str, (f64, f64)>, k: &str| g[k].0 / g[k].1 * p_med;
+    let norm = |g: &BTreeMap<&str, (f64, f64, f64)>, k: &str| g[k].0 / g[k].1 * p_med;
+    // Reads only: a muted response is only read (a write would end the mute), so it is compared
+    // with the reads of the other variants.
+    let norm_read = |g: &BTreeMap<&str, (f64, f64, f64)>, k: &str| g[k].2 / g[k].1 * p_med;
     let mut added = BTreeMap::<&str, Vec<f64>>::new();
     let mut ratio = Vec::new();
     let mut muted_ratio = Vec::new();
@@ -658,16 +685,17 @@ fn probe_cost(
     for g in &per_round {
         let base = norm(g, "untraced");
         untraced.push(base);
-        let (e, o, m) = (
-            norm(g, "empty") - base,
-            norm(g, "ours") - base,
-            norm(g, "muted") - base,
+        let (e, o) = (norm(g, "empty") - base, norm(g, "ours") - base);
+        let read_base = norm_read(g, "untraced");
+        let (e_read, m) = (
+            norm_read(g, "empty") - read_base,
+            norm_read(g, "muted") - read_base,
         );
         added.entry("empty").or_default().push(e);
         added.entry("ours").or_default().push(o);
         added.entry("muted").or_default().push(m);
         ratio.push(o / e);
-        muted_ratio.push(m / e);
+        muted_ratio.push(m / e_read);
     }
     summary.insert("probe_rounds".into(), json!(plan.probe_rounds));
     summary.insert(
@@ -986,7 +1014,10 @@ fn scaling(
             "agent_cpu_us_per_kb": round(cpu * 1e6 / ((r.calls * per_call) as f64 / 1024.0), 2),
         }));
     }
-    // Unrelated TLS traffic on a muted connection, next to the same LLM load.
+    // Unrelated TLS traffic next to the same LLM load: keep-alive downloads of a non-LLM
+    // resource (the client on the traced libssl, the server on the untraced copy), at rising
+    // rates. The agent mutes each download's response after its request head, so its CPU should
+    // stay flat while the downloaded MB/s grow.
     let base = Load {
         rate: 20.0,
         clients: 2,
@@ -996,24 +1027,55 @@ fn scaling(
         env,
         port: server.port,
     };
-    let (cpu_alone, r_alone) = agent_cpu(agent, || base.run())?;
-    let mut muted = Command::new(&env.ssl_loop);
-    muted
-        .args(["100000000", "1024", "muted", "300"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut muted = muted.spawn()?;
-    thread::sleep(Duration::from_millis(500));
-    let (cpu_muted, r_muted) = agent_cpu(agent, || base.run())?;
-    let _ = muted.kill();
-    let _ = muted.wait();
+    let mut unrelated = Vec::new();
+    let (mut cpu_alone, mut cpu_most) = (f64::NAN, f64::NAN);
+    // MB/s asked of the download loop: None = no download, 0 = as fast as it goes.
+    for mbps in [None, Some(5.0), Some(20.0), Some(0.0)] {
+        let download = match mbps {
+            Some(m) => Some(
+                Command::new(&env.python)
+                    .arg(root().join("bench/download.py"))
+                    .args(["--port", &server.port.to_string()])
+                    .arg("--ca")
+                    .arg(&env.cert)
+                    .args(["--mbps", &f64::to_string(&m)])
+                    .args(["--secs", &(secs + 1.0).to_string()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .context("starting bench/download.py")?,
+            ),
+            None => None,
+        };
+        let (cpu, r) = agent_cpu(agent, || base.run())?;
+        let pct = cpu / r.elapsed * 100.0;
+        let mut row = json!({"download_mb_per_s": 0.0, "agent_cpu_pct": round(pct, 2)});
+        if let Some(child) = download {
+            let out = child.wait_with_output()?;
+            let v: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+                format!(
+                    "download.py said {:?}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })?;
+            let mb_s = v["bytes"].as_f64().unwrap_or(0.0)
+                / 1e6
+                / v["elapsed"].as_f64().unwrap_or(f64::NAN);
+            row["download_mb_per_s"] = json!(round(mb_s, 1));
+            cpu_most = pct;
+        } else {
+            cpu_alone = pct;
+        }
+        unrelated.push(row);
+    }
     summary.insert("scaling_by_calls_per_s".into(), json!(by_rate));
     summary.insert("scaling_by_bytes_per_call".into(), json!(by_bytes));
+    summary.insert("scaling_by_unrelated_tls".into(), json!(unrelated));
     summary.insert(
         "scaling_muted_traffic".into(),
         json!({
-            "agent_cpu_pct_llm_only": round(cpu_alone / r_alone.elapsed * 100.0, 2),
-            "agent_cpu_pct_llm_plus_muted_tls": round(cpu_muted / r_muted.elapsed * 100.0, 2),
+            "agent_cpu_pct_llm_only": round(cpu_alone, 2),
+            "agent_cpu_pct_llm_plus_muted_tls": round(cpu_most, 2),
         }),
     );
     Ok(())
@@ -1302,6 +1364,9 @@ fn print_table(s: &BTreeMap<String, Value>) {
         "scaling by bytes per call: {}",
         g("scaling_by_bytes_per_call")
     );
-    println!("muted unrelated TLS: {}", g("scaling_muted_traffic"));
+    println!(
+        "agent CPU next to unrelated (muted) TLS downloads: {}",
+        g("scaling_by_unrelated_tls")
+    );
     println!("loss: {}", g("loss"));
 }

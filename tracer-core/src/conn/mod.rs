@@ -4,7 +4,8 @@
 //! first bytes ([`detect`]: HTTP/2 preface or frames, else HTTP/1.1), idle expiry, and memory
 //! caps per connection and overall (a connection over its cap, or the least recently active one
 //! when the total is over, is closed: its open exchanges end as abandoned, and the drop is
-//! counted). A `PROCESS_EXIT` record closes every connection of the process.
+//! counted). A `PROCESS_EXIT` record closes every connection of the process, a `CONN_CLOSED`
+//! record its one connection.
 
 pub mod detect;
 pub mod stream;
@@ -315,6 +316,12 @@ impl Tracker {
             }
             return;
         }
+        if ev.has(flags::CONN_CLOSED) {
+            // The connection object was freed: end it now rather than at idle expiry, so its
+            // state is freed at once and a new connection at the same address starts fresh.
+            self.close(ev.key(), ev.ts_ns, EndReason::ConnectionClosed, sink);
+            return;
+        }
         if let Some(&exit_ts) = self.exited.get(&ev.pid) {
             if ev.ts_ns <= exit_ts {
                 count_drop(&mut self.drops, "conn_record_after_exit");
@@ -323,7 +330,11 @@ impl Tracker {
             // A later process with the same pid.
             self.exited.remove(&ev.pid);
         }
-        if ev.data.is_empty() && !ev.has(flags::TRUNCATED) && !ev.has(flags::LOST_BEFORE) {
+        if ev.data.is_empty()
+            && !ev.has(flags::TRUNCATED)
+            && !ev.has(flags::LOST_BEFORE)
+            && !ev.has(flags::SKIPPED_BEFORE)
+        {
             // Failed calls and empty reads carry nothing.
             return;
         }
@@ -378,7 +389,8 @@ impl Tracker {
             );
         }
         let limits = self.cfg.reorder();
-        let lost = ev.has(flags::LOST_BEFORE);
+        // A muted response (skipped on purpose) is a known hole too: no wait for reordering.
+        let lost = ev.has(flags::LOST_BEFORE) || ev.has(flags::SKIPPED_BEFORE);
         let truncated = ev.has(flags::TRUNCATED);
         let dir = match ev.direction {
             Direction::Write => &mut conn.write,
@@ -457,6 +469,19 @@ impl Tracker {
             sink.exchange(&conn.origin, e);
         }
         sink.closed(&conn.origin, ts_ns);
+    }
+
+    /// Where a mute of the current response of `key` may hold: the connection's write offset,
+    /// when it is HTTP/1.1, its write side holds nothing back and no request is in progress. None for HTTP/2 (a response
+    /// shares the connection with other streams), undecided or unknown connections.
+    pub fn h1_write_end(&self, key: ConnKey) -> Option<u64> {
+        let conn = self.conns.get(&key)?;
+        match &conn.parser {
+            // A request still in progress (its head or body partly written) could be an LLM
+            // call: never mute behind it.
+            Parser::H1(p) if p.request_side_idle() => conn.write.settled_end(),
+            _ => None,
+        }
     }
 
     /// The process exited: close all its connections.

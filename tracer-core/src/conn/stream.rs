@@ -55,6 +55,16 @@ impl DirStream {
         !self.held.is_empty()
     }
 
+    /// Offset of the next byte expected, when the stream has started and holds nothing (every
+    /// byte before it was delivered or passed on as a gap).
+    pub fn settled_end(&self) -> Option<u64> {
+        if self.held.is_empty() {
+            self.next
+        } else {
+            None
+        }
+    }
+
     /// Whether bytes from offset 0 on were delivered (held records do not count: offset 0 is
     /// what they wait for).
     pub fn started(&self) -> bool {

@@ -6,7 +6,8 @@ use tracer_core::event::{flags, Direction, TlsEvent};
 /// One record from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelRecord {
-    /// TLS plaintext, or (with `flags::PROCESS_EXIT`) the end of a process.
+    /// TLS plaintext, or (with `flags::PROCESS_EXIT`) the end of a process, or (with
+    /// `flags::CONN_CLOSED`) the end of a connection.
     Event(TlsEvent),
     /// A process called exec: look at its libraries.
     Exec { pid: u32 },
@@ -46,6 +47,18 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
             len: 0,
             data: Vec::new(),
             flags: flags::PROCESS_EXIT,
+        })),
+        kind::CLOSE => Ok(KernelRecord::Event(TlsEvent {
+            pid: h.pid,
+            tid: h.tid,
+            comm: comm_string(&h.comm),
+            conn: h.conn,
+            direction: Direction::Write,
+            ts_ns: h.ts_ns,
+            offset: 0,
+            len: 0,
+            data: Vec::new(),
+            flags: flags::CONN_CLOSED,
         })),
         kind::DATA => {
             // The ring buffer rounds records up to 8 bytes; cap_len says how many are data.
@@ -137,6 +150,18 @@ mod tests {
             decode(&bytes(&header(kind::EXEC, 0, 0), b"")).unwrap(),
             KernelRecord::Exec { pid: 10 }
         );
+    }
+
+    #[test]
+    fn close_carries_the_connection() {
+        let KernelRecord::Event(e) = decode(&bytes(&header(kind::CLOSE, 0, 0), b"")).unwrap()
+        else {
+            panic!("not an event")
+        };
+        assert!(e.has(flags::CONN_CLOSED));
+        assert!(!e.has(flags::PROCESS_EXIT));
+        assert_eq!((e.pid, e.conn), (10, 0xdead_beef));
+        assert!(e.data.is_empty());
     }
 
     #[test]

@@ -22,23 +22,27 @@ pub mod programs {
     pub const SSL_READ_ENTRY: &str = "ssl_read_entry";
     pub const SSL_READ_EX_ENTRY: &str = "ssl_read_ex_entry";
     pub const SSL_RW_RETURN: &str = "ssl_rw_return";
+    pub const SSL_FREE_ENTRY: &str = "ssl_free_entry";
     pub const GO_TLS_WRITE_ENTRY: &str = "go_tls_write_entry";
     pub const GO_TLS_READ_ENTRY: &str = "go_tls_read_entry";
     pub const GO_TLS_RET: &str = "go_tls_ret";
+    pub const GO_TLS_CLOSE: &str = "go_tls_close";
     pub const NSS_IMPORT_FD_RETURN: &str = "nss_import_fd_return";
     pub const NSS_CLOSE_ENTRY: &str = "nss_close_entry";
     pub const NSS_WRITE_ENTRY: &str = "nss_write_entry";
     pub const NSS_READ_ENTRY: &str = "nss_read_entry";
     pub const NSS_RW_RETURN: &str = "nss_rw_return";
-    pub const UPROBES: [&str; 13] = [
+    pub const UPROBES: [&str; 15] = [
         GO_TLS_WRITE_ENTRY,
         GO_TLS_READ_ENTRY,
         GO_TLS_RET,
+        GO_TLS_CLOSE,
         SSL_WRITE_ENTRY,
         SSL_WRITE_EX_ENTRY,
         SSL_READ_ENTRY,
         SSL_READ_EX_ENTRY,
         SSL_RW_RETURN,
+        SSL_FREE_ENTRY,
         NSS_IMPORT_FD_RETURN,
         NSS_CLOSE_ENTRY,
         NSS_WRITE_ENTRY,
@@ -115,6 +119,17 @@ pub struct KernelOptions {
     pub max_capture_bytes: u64,
     /// Ring buffer size in bytes.
     pub ring_bytes: u32,
+    /// Wake the agent only when the unread data crosses a multiple of this (0: for every
+    /// record); see `tracer_common::config::WAKE_BYTES`.
+    pub wake_bytes: u64,
+}
+
+impl KernelOptions {
+    /// The default wake-up threshold: a sixteenth of the ring, so a burst wakes the agent long
+    /// before the ring fills, while steady traffic is drained by the poll timer.
+    pub fn default_wake_bytes(ring_bytes: u32) -> u64 {
+        u64::from(ring_bytes) / 16
+    }
 }
 
 impl Default for KernelOptions {
@@ -122,6 +137,7 @@ impl Default for KernelOptions {
         KernelOptions {
             max_capture_bytes: limits::DEFAULT_CAPTURE_CAP,
             ring_bytes: limits::DEFAULT_RING_BYTES,
+            wake_bytes: KernelOptions::default_wake_bytes(limits::DEFAULT_RING_BYTES),
         }
     }
 }
@@ -136,6 +152,12 @@ pub struct KernelStats {
     pub call_failed: u64,
     pub muted: u64,
     pub records: u64,
+    /// Wake-ups forced by the unread data crossing the threshold.
+    pub wakeups: u64,
+    /// Connections the kernel saw freed (CLOSE records sent).
+    pub closes: u64,
+    /// Bytes of muted reads (skipped, not copied).
+    pub muted_bytes: u64,
 }
 
 /// The loaded object: programs loaded (not yet attached) and maps.
@@ -167,6 +189,8 @@ impl Kernel {
             let mut cfg: Array<_, u64> =
                 Array::try_from(map).map_err(|e| KernelError::Map(names::CONFIG, e.to_string()))?;
             cfg.set(config::MAX_CAPTURE, opts.max_capture_bytes, 0)
+                .map_err(|e| KernelError::Map(names::CONFIG, e.to_string()))?;
+            cfg.set(config::WAKE_BYTES, opts.wake_bytes, 0)
                 .map_err(|e| KernelError::Map(names::CONFIG, e.to_string()))?;
         }
         for name in programs::UPROBES {
@@ -338,20 +362,25 @@ impl StatsReader {
             call_failed: get(stats::CALL_FAILED),
             muted: get(stats::MUTED),
             records: get(stats::RECORDS),
+            wakeups: get(stats::WAKEUPS),
+            closes: get(stats::CLOSES),
+            muted_bytes: get(stats::MUTED_BYTES),
         }
     }
 }
 
-/// Connections the probes must not copy.
+/// Responses the probes must not copy (the contract is on `tracer_common::CallArgs::skip`).
 pub struct MuteMap {
-    map: HashMap<MapData, ConnId, u8>,
+    map: HashMap<MapData, ConnId, u64>,
 }
 
 impl MuteMap {
-    pub fn mute(&mut self, pid: u32, conn: u64) -> Result<(), KernelError> {
+    /// Mutes the reads of `conn` while its write offset is `write_offset` (the end of a request
+    /// that is not an LLM call); the kernel ends the mute itself at the next write.
+    pub fn mute(&mut self, pid: u32, conn: u64, write_offset: u64) -> Result<(), KernelError> {
         let key = ConnId { conn, pid, _pad: 0 };
         self.map
-            .insert(key, 1, 0)
+            .insert(key, write_offset, 0)
             .map_err(|e| KernelError::Map(names::MUTED, e.to_string()))
     }
 

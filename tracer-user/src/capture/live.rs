@@ -12,7 +12,8 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tracer_common::limits;
-use tracer_core::event::{flags, ConnKey, TlsEvent};
+use tracer_core::event::{flags, TlsEvent};
+use tracer_core::pipeline::NotLlm;
 use tracing::{debug, info, warn};
 
 use super::{
@@ -32,7 +33,7 @@ pub struct LiveOptions {
     pub exclude: Vec<PathBuf>,
     /// Benchmarks: attach the do-nothing probe pair to this file.
     pub bench_empty_probes: Option<PathBuf>,
-    /// Mute (in the kernel) connections the pipeline finds carry no LLM traffic.
+    /// Mute (in the kernel) the responses of requests the pipeline finds are not LLM calls.
     pub mute_non_llm: bool,
 }
 
@@ -43,7 +44,7 @@ impl Default for LiveOptions {
             rescan_every: Duration::from_secs(2),
             exclude: Vec::new(),
             bench_empty_probes: None,
-            mute_non_llm: false,
+            mute_non_llm: true,
         }
     }
 }
@@ -84,14 +85,23 @@ pub struct LiveCapture {
     stats: SourceStats,
     /// Processes that sent TLS records (their exit is forwarded).
     tls_pids: HashSet<u32>,
-    /// Muted connections by process, unmuted when the process exits (its `SSL*` addresses
-    /// mean nothing after that). None when muting is off.
-    muted: Option<HashMap<u32, Vec<u64>>>,
+    /// Connections with a mute entry by process, removed when the process exits (its `SSL*`
+    /// addresses mean nothing after that) or the kernel reports the connection freed (the
+    /// kernel deletes its entry then). None when muting is off.
+    muted: Option<HashMap<u32, HashSet<u64>>>,
     muted_count: usize,
+    /// Drains the data ring even without a wake-up.
+    poll: tokio::time::Interval,
+    /// The last drain stopped at [`MAX_BATCH`].
+    more_waiting: bool,
 }
 
 /// How long stopping waits for the discovery thread.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often the data ring is drained without a wake-up: the most a record waits when the
+/// traffic is too light to cross the wake-up threshold.
+pub const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// Records handed over per batch at most.
 const MAX_BATCH: usize = 1024;
@@ -140,12 +150,32 @@ impl LiveCapture {
             tls_pids: HashSet::new(),
             muted: opts.mute_non_llm.then(HashMap::new),
             muted_count: 0,
+            poll: {
+                let mut t = tokio::time::interval(POLL_EVERY);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            },
+            more_waiting: false,
         })
     }
 
     /// Waits for records and appends every one available to `out` (at least one, unless the
     /// wait itself fails). Exec notifications go to discovery first, not to `out`.
     pub async fn next_batch(&mut self, out: &mut Vec<TlsEvent>) -> std::io::Result<()> {
+        let before = out.len();
+        if self.more_waiting {
+            // The last drain stopped at the batch limit: the rest needs no wake-up to be read.
+            let (ended, full) = drain(
+                self.ring.get_mut(),
+                &mut self.stats,
+                &mut self.tls_pids,
+                out,
+            );
+            self.more_waiting = full;
+            if self.finish_batch(ended, out.len() > before) {
+                return Ok(());
+            }
+        }
         loop {
             tokio::select! {
                 biased;
@@ -172,42 +202,40 @@ impl LiveCapture {
                 }
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard?;
-                    let ring = guard.get_inner_mut();
-                    let before = out.len();
-                    let mut exited = Vec::new();
-                    while let Some(item) = ring.next() {
-                        self.stats.records += 1;
-                        match decode(&item) {
-                            Ok(KernelRecord::Event(e)) => {
-                                if e.has(flags::PROCESS_EXIT) {
-                                    exited.push(e.pid);
-                                }
-                                accept(&mut self.tls_pids, e, out)
-                            }
-                            Ok(KernelRecord::Exec { .. }) => self.stats.decode_errors += 1,
-                            Err(e) => {
-                                self.stats.decode_errors += 1;
-                                warn!("bad record from the kernel: {e}");
-                            }
-                        }
-                        // Keep batches bounded so exec notifications are not starved.
-                        if out.len() - before >= MAX_BATCH {
-                            break;
-                        }
-                    }
-                    if out.len() - before < MAX_BATCH {
+                    let (ended, full) =
+                        drain(guard.get_inner_mut(), &mut self.stats, &mut self.tls_pids, out);
+                    if !full {
                         guard.clear_ready();
                     }
                     drop(guard);
-                    for pid in exited {
-                        self.unmute_process(pid);
+                    self.more_waiting = full;
+                    if self.finish_batch(ended, out.len() > before) {
+                        return Ok(());
                     }
-                    if out.len() > before {
+                }
+                // Records are submitted without a wake-up (see `config::WAKE_BYTES`): what
+                // sits below the wake-up threshold is read here.
+                _ = self.poll.tick() => {
+                    let (ended, full) =
+                        drain(self.ring.get_mut(), &mut self.stats, &mut self.tls_pids, out);
+                    self.more_waiting = full;
+                    if self.finish_batch(ended, out.len() > before) {
                         return Ok(());
                     }
                 }
             }
         }
+    }
+
+    /// After a drain: forgets the mutes of what ended; true when the batch has records.
+    fn finish_batch(&mut self, ended: Ended, got: bool) -> bool {
+        for (pid, conn) in ended {
+            match conn {
+                None => self.unmute_process(pid),
+                Some(conn) => self.forget_mute(pid, conn),
+            }
+        }
+        got
     }
 
     pub fn kernel_stats(&self) -> KernelStats {
@@ -222,27 +250,47 @@ impl LiveCapture {
         self.targets.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Mutes connections that carry no LLM traffic (from [`tracer_core::pipeline::Pipeline::take_not_llm`])
-    /// when muting is on; the kernel then skips their reads and writes. Past the kernel map's
-    /// size, connections stay traced.
-    pub fn mute_not_llm(&mut self, keys: Vec<ConnKey>) {
+    /// Mutes the responses of requests that are not LLM calls (from
+    /// [`tracer_core::pipeline::Pipeline::take_not_llm`]) when muting is on: the kernel skips
+    /// the reads of each such connection until its next write. Past the kernel map's size,
+    /// responses stay traced.
+    pub fn mute_not_llm(&mut self, found: Vec<NotLlm>) {
         let (Some(muted), Some(map)) = (self.muted.as_mut(), self.mute.as_mut()) else {
             return;
         };
-        for key in keys {
-            if self.muted_count >= limits::MAX_MUTED as usize {
+        for NotLlm { key, write_offset } in found {
+            let conns = muted.entry(key.pid).or_default();
+            let new = !conns.contains(&key.conn);
+            if new && self.muted_count >= limits::MAX_MUTED as usize {
                 return;
             }
-            match map.mute(key.pid, key.conn) {
+            match map.mute(key.pid, key.conn, write_offset) {
                 Ok(()) => {
-                    muted.entry(key.pid).or_default().push(key.conn);
-                    self.muted_count += 1;
+                    if new {
+                        conns.insert(key.conn);
+                        self.muted_count += 1;
+                    }
                     debug!(
-                        "muted pid {} conn {:#x}: not LLM traffic",
+                        "muted pid {} conn {:#x} until its next write (offset {write_offset}): not an LLM call",
                         key.pid, key.conn
                     );
                 }
                 Err(e) => warn!("cannot mute a connection: {e}"),
+            }
+        }
+    }
+
+    /// The kernel dropped the connection's mute itself when it was freed.
+    fn forget_mute(&mut self, pid: u32, conn: u64) {
+        let Some(muted) = self.muted.as_mut() else {
+            return;
+        };
+        if let Some(conns) = muted.get_mut(&pid) {
+            if conns.remove(&conn) {
+                self.muted_count -= 1;
+            }
+            if conns.is_empty() {
+                muted.remove(&pid);
             }
         }
     }
@@ -294,6 +342,44 @@ impl Drop for LiveCapture {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// What ended in a batch: a process (`None`) or one of its connections.
+type Ended = Vec<(u32, Option<u64>)>;
+
+/// Reads the data ring into `out` (at most [`MAX_BATCH`] records); returns the processes and
+/// connections that ended and whether the batch stopped full (more may be waiting).
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    stats: &mut SourceStats,
+    tls_pids: &mut HashSet<u32>,
+    out: &mut Vec<TlsEvent>,
+) -> (Ended, bool) {
+    let before = out.len();
+    let mut ended = Vec::new();
+    while let Some(item) = ring.next() {
+        stats.records += 1;
+        match decode(&item) {
+            Ok(KernelRecord::Event(e)) => {
+                if e.has(flags::PROCESS_EXIT) {
+                    ended.push((e.pid, None));
+                } else if e.has(flags::CONN_CLOSED) {
+                    ended.push((e.pid, Some(e.conn)));
+                }
+                accept(tls_pids, e, out)
+            }
+            Ok(KernelRecord::Exec { .. }) => stats.decode_errors += 1,
+            Err(e) => {
+                stats.decode_errors += 1;
+                warn!("bad record from the kernel: {e}");
+            }
+        }
+        // Keep batches bounded so exec notifications are not starved.
+        if out.len() - before >= MAX_BATCH {
+            return (ended, true);
+        }
+    }
+    (ended, false)
 }
 
 /// Passes an event on; exits matter only for processes that had TLS traffic.

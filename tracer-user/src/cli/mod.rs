@@ -78,6 +78,11 @@ pub struct CaptureArgs {
     /// Kernel ring buffer size in bytes (a power of two); larger absorbs bigger bursts.
     #[arg(long, env = "LLM_TRACER_RING_BYTES", default_value_t = limits::DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
+    /// Benchmarks only: wake the agent when the unread data in the ring crosses a multiple of
+    /// this many bytes (default: ring size / 16); 0 wakes it for every record (the kernel's
+    /// default). Either way the agent also drains the ring every few milliseconds.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub ring_wakeup_bytes: Option<u64>,
     /// Seconds between rescans of all processes for TLS libraries loaded late.
     #[arg(long, default_value_t = 2.0)]
     pub rescan_secs: f64,
@@ -89,11 +94,14 @@ pub struct CaptureArgs {
     /// functions of this file (exclude it with --exclude-path so ours stay off it).
     #[arg(long, value_name = "PATH", hide = true)]
     pub bench_empty_probes: Option<std::path::PathBuf>,
-    /// Stop copying connections whose first request is not an LLM call (the kernel skips them;
-    /// unrelated TLS traffic then costs a map lookup per call). Off by default: a keep-alive
-    /// connection that starts with a non-LLM request (e.g. GET /v1/models) and later carries an
-    /// LLM call would lose that call.
+    /// Copy every response, even those of requests that are not LLM calls. By default the
+    /// kernel skips the response of an HTTP/1.1 request no provider claims (e.g. a download on
+    /// the same host) until the connection's next request, so unrelated TLS traffic costs
+    /// little; every request is always seen, and HTTP/2 is never muted.
     #[arg(long)]
+    pub no_mute_non_llm: bool,
+    /// Accepted for compatibility: muting is on by default now.
+    #[arg(long, hide = true)]
     pub mute_non_llm: bool,
 }
 
@@ -103,11 +111,14 @@ impl CaptureArgs {
             kernel: KernelOptions {
                 max_capture_bytes: self.max_capture_bytes,
                 ring_bytes: self.ring_bytes,
+                wake_bytes: self
+                    .ring_wakeup_bytes
+                    .unwrap_or(KernelOptions::default_wake_bytes(self.ring_bytes)),
             },
             rescan_every: std::time::Duration::from_secs_f64(self.rescan_secs.clamp(0.1, 3600.0)),
             exclude: self.exclude_path.clone(),
             bench_empty_probes: self.bench_empty_probes.clone(),
-            mute_non_llm: self.mute_non_llm,
+            mute_non_llm: !self.no_mute_non_llm,
         }
     }
 }

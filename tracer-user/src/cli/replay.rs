@@ -65,7 +65,7 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
             }
         };
         last_ts = last_ts.max(event.ts_ns);
-        if !event.has(flags::PROCESS_EXIT) {
+        if !event.has(flags::PROCESS_EXIT) && !event.has(flags::CONN_CLOSED) {
             let c = conns.entry((event.pid, event.conn)).or_default();
             c.comm.clone_from(&event.comm);
             c.records += 1;

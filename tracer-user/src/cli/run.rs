@@ -71,6 +71,7 @@ impl CallHandler for ExportCalls {
             bad_kernel_record: s.decode_errors,
             exec_queue_full: s.execs_dropped,
         });
+        health.set_kernel(k.muted_bytes, k.closes);
         health.set_attached_targets(source.targets().len() as u64);
     }
 
@@ -144,10 +145,13 @@ pub async fn drive(
     handler.flush();
     let k = source.kernel_stats();
     info!(
-        "stopped: {} records delivered by the kernel, {} lost, {} calls skipped on muted connections; pipeline saw {} events ({} bytes), {} calls",
+        "stopped: {} records delivered by the kernel, {} lost, {} wake-ups; {} muted reads skipped ({} bytes); {} connections freed; pipeline saw {} events ({} bytes), {} calls",
         k.records,
         k.ringbuf_lost,
+        k.wakeups,
         k.muted,
+        k.muted_bytes,
+        k.closes,
         pipeline.stats().events,
         pipeline.stats().bytes,
         pipeline.stats().calls

@@ -23,6 +23,8 @@ pub struct Health {
     attached_targets: AtomicU64,
     connections_open: AtomicU64,
     memory_bytes: AtomicU64,
+    muted_bytes: AtomicU64,
+    connections_freed: AtomicU64,
     ready: AtomicBool,
     /// reason -> total.
     drops: Mutex<BTreeMap<String, u64>>,
@@ -92,6 +94,10 @@ pub struct HealthSnapshot {
     pub attached_targets: u64,
     pub connections_open: u64,
     pub memory_bytes: u64,
+    /// Bytes of non-LLM responses the kernel skipped (muted), never copied.
+    pub muted_bytes: u64,
+    /// Connections the kernel saw freed by their TLS library (closed at once).
+    pub connections_freed: u64,
     pub drops: BTreeMap<String, u64>,
     pub export_errors: BTreeMap<String, u64>,
 }
@@ -129,6 +135,13 @@ impl Health {
     /// Ring-buffer records the kernel could not deliver (total).
     pub fn set_lost_records(&self, total: u64) {
         self.lost_records.store(total, Ordering::Relaxed);
+    }
+
+    /// Kernel totals: bytes of muted responses skipped, connections seen freed.
+    pub fn set_kernel(&self, muted_bytes: u64, connections_freed: u64) {
+        self.muted_bytes.store(muted_bytes, Ordering::Relaxed);
+        self.connections_freed
+            .store(connections_freed, Ordering::Relaxed);
     }
 
     /// Probe targets attached right now.
@@ -208,6 +221,8 @@ impl Health {
             attached_targets: self.attached_targets.load(Ordering::Relaxed),
             connections_open: self.connections_open.load(Ordering::Relaxed),
             memory_bytes: self.memory_bytes.load(Ordering::Relaxed),
+            muted_bytes: self.muted_bytes.load(Ordering::Relaxed),
+            connections_freed: self.connections_freed.load(Ordering::Relaxed),
             drops: self.drops.lock().map(|d| d.clone()).unwrap_or_default(),
             export_errors: self
                 .export_errors
@@ -270,6 +285,20 @@ impl Health {
             .with_unit("By")
             .with_description("Bytes held by the connection trackers")
             .with_callback(move |o| o.observe(h.memory_bytes.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.muted.bytes")
+            .with_unit("By")
+            .with_description("Bytes of non-LLM responses the kernel skipped without copying")
+            .with_callback(move |o| o.observe(h.muted_bytes.load(Ordering::Relaxed), &[]))
+            .build();
+        let h = self.clone();
+        meter
+            .u64_observable_counter("llm_tracer.connections.freed")
+            .with_unit("{connection}")
+            .with_description("TLS connections the kernel saw freed (closed at once)")
+            .with_callback(move |o| o.observe(h.connections_freed.load(Ordering::Relaxed), &[]))
             .build();
         let h = self.clone();
         meter

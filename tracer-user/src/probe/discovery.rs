@@ -361,6 +361,18 @@ impl<A: Attach> Discovery<A> {
             warn!("{path}: attaching to Go crypto/tls failed: {e}");
             return Verdict::Failed;
         }
+        // Optional: without it a Go connection ends at exit, idle expiry or address reuse.
+        if let Some(close) = &bin.close {
+            if let Err(e) = self.attacher.attach(
+                programs::GO_TLS_CLOSE,
+                close.name,
+                close.entry_offset,
+                access,
+            ) {
+                self.stats.attach_failures += 1;
+                warn!("{path}: attaching to {} failed: {e}", close.name);
+            }
+        }
         info!(
             "attached go probes to {path} ({}, {} RET points{})",
             bin.version_string
@@ -377,7 +389,11 @@ impl<A: Attach> Discovery<A> {
                 path: path.to_string(),
                 access_path: access.to_path_buf(),
                 pid,
-                symbols: vec![gobin::TLS_WRITE, gobin::TLS_READ],
+                symbols: if bin.close.is_some() {
+                    vec![gobin::TLS_WRITE, gobin::TLS_READ, gobin::TLS_CLOSE]
+                } else {
+                    vec![gobin::TLS_WRITE, gobin::TLS_READ]
+                },
             });
         }
         Verdict::Attached
@@ -646,15 +662,24 @@ mod tests {
         assert_eq!(t.family, "openssl");
         assert_eq!(
             t.symbols,
-            ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"]
+            [
+                "SSL_write",
+                "SSL_read",
+                "SSL_write_ex",
+                "SSL_read_ex",
+                "SSL_free"
+            ]
         );
-        // (return + entry) per hooked symbol of every attached file (PR_Close and
-        // SSL_ImportFD have one program each).
+        // (return + entry) per hooked symbol of every attached file; one program for the
+        // entry-only (free/close) and return-only (SSL_ImportFD) hooks.
+        let one_program = ["SSL_free", "gnutls_deinit", "PR_Close", "SSL_ImportFD"];
         let hooks: usize = targets
             .iter()
-            .map(|t| 2 * t.symbols.len() - usize::from(t.family == "nss" || t.family == "nspr"))
+            .flat_map(|t| t.symbols.iter())
+            .map(|s| if one_program.contains(s) { 1 } else { 2 })
             .sum();
         assert_eq!(d.attacher.calls.len(), hooks);
+        assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_free_entry"));
         assert!(d.attacher.calls.iter().any(|c| c.0 == "ssl_read_ex_entry"));
         // Entry and return of one symbol go to the same, non-zero file offset.
         let offsets: Vec<u64> = d
@@ -822,7 +847,7 @@ mod tests {
             "package main\nimport (\"crypto/tls\"; \"net\"; \"os\")\nfunc main() {\n\
              c, err := net.Dial(\"tcp\", os.Args[1]); if err != nil { os.Exit(2) }\n\
              t := tls.Client(c, &tls.Config{InsecureSkipVerify: true}); t.Write([]byte(\"x\"))\n\
-             t.Read(make([]byte, 9))\n}\n",
+             t.Read(make([]byte, 9)); t.Close()\n}\n",
         )
         .unwrap();
         let bin = dir.join("c");
@@ -854,13 +879,17 @@ mod tests {
         assert_eq!(n, 1, "the Go executable is attached");
         let t = d.targets_snapshot();
         assert_eq!(t[0].family, "go");
-        assert_eq!(t[0].symbols, [gobin::TLS_WRITE, gobin::TLS_READ]);
+        assert_eq!(
+            t[0].symbols,
+            [gobin::TLS_WRITE, gobin::TLS_READ, gobin::TLS_CLOSE]
+        );
         let calls = &d.attacher.calls;
         let rets = calls.iter().filter(|c| c.0 == programs::GO_TLS_RET).count();
         assert!(rets >= 2, "{calls:?}");
-        assert_eq!(calls.len(), rets + 2);
-        // Returns first, entries last.
-        assert_eq!(calls[calls.len() - 2].0, programs::GO_TLS_WRITE_ENTRY);
-        assert_eq!(calls[calls.len() - 1].0, programs::GO_TLS_READ_ENTRY);
+        // Returns first, then the entries, then Close's entry.
+        assert_eq!(calls.len(), rets + 3, "{calls:?}");
+        assert_eq!(calls[calls.len() - 3].0, programs::GO_TLS_WRITE_ENTRY);
+        assert_eq!(calls[calls.len() - 2].0, programs::GO_TLS_READ_ENTRY);
+        assert_eq!(calls[calls.len() - 1].0, programs::GO_TLS_CLOSE);
     }
 }

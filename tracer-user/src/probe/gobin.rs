@@ -18,6 +18,8 @@ use super::gopclntab::{self, Pclntab};
 /// The two functions the Go probes hook.
 pub const TLS_WRITE: &str = "crypto/tls.(*Conn).Write";
 pub const TLS_READ: &str = "crypto/tls.(*Conn).Read";
+/// Hooked at its entry only (optional): the connection is over, its kernel state is freed.
+pub const TLS_CLOSE: &str = "crypto/tls.(*Conn).Close";
 
 /// Magic that starts Go's build information blob (`.go.buildinfo`).
 const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
@@ -123,6 +125,8 @@ pub struct GoBinary {
     pub has_pclntab: bool,
     pub write: Option<GoFunction>,
     pub read: Option<GoFunction>,
+    /// `(*Conn).Close` (only its entry is used).
+    pub close: Option<GoFunction>,
 }
 
 impl GoBinary {
@@ -188,15 +192,18 @@ pub fn analyze(data: &[u8]) -> Result<Option<GoBinary>, GoBinError> {
     let mut symbols = None;
     let mut write = None;
     let mut read = None;
+    let mut close = None;
     if elf.symbol_by_name(TLS_WRITE).is_some() || elf.symbol_by_name(TLS_READ).is_some() {
         symbols = Some(SymbolSource::Symtab);
         write = from_symtab(&elf, data, TLS_WRITE);
         read = from_symtab(&elf, data, TLS_READ);
+        close = from_symtab(&elf, data, TLS_CLOSE);
     } else if let Some((source, table)) = &pcln {
         let w = from_pclntab(&elf, data, table, TLS_WRITE);
         let r = from_pclntab(&elf, data, table, TLS_READ);
         if w.is_some() || r.is_some() {
             symbols = Some(*source);
+            close = from_pclntab(&elf, data, table, TLS_CLOSE);
         }
         (write, read) = (w, r);
     }
@@ -209,6 +216,7 @@ pub fn analyze(data: &[u8]) -> Result<Option<GoBinary>, GoBinError> {
         has_pclntab: pcln.is_some(),
         write,
         read,
+        close,
     }))
 }
 

@@ -60,6 +60,14 @@ pub const OPENSSL: Family = Family {
             ret: Some(programs::SSL_RW_RETURN),
             required: false,
         },
+        // The end of a connection: its state is freed at once and a new connection at the
+        // same address starts fresh.
+        Hook {
+            symbol: "SSL_free",
+            entry: Some(programs::SSL_FREE_ENTRY),
+            ret: None,
+            required: false,
+        },
     ],
 };
 
@@ -87,6 +95,13 @@ pub const GNUTLS: Family = Family {
             entry: Some(programs::SSL_READ_ENTRY),
             ret: Some(programs::SSL_RW_RETURN),
             required: true,
+        },
+        // `void gnutls_deinit(gnutls_session_t session)`: the shape of `SSL_free`.
+        Hook {
+            symbol: "gnutls_deinit",
+            entry: Some(programs::SSL_FREE_ENTRY),
+            ret: None,
+            required: false,
         },
     ],
 };

@@ -242,6 +242,12 @@ fn emit_request(
 
 impl H1Connection {
     /// See `examined`: bytes looked at so far.
+    /// Every byte written so far belongs to requests already emitted: no request head or body
+    /// is in progress on the write side (the agent may then mute the current response).
+    pub fn request_side_idle(&self) -> bool {
+        matches!(self.req_phase, Phase::Line) && self.req_head.buf.is_empty()
+    }
+
     pub fn bytes_examined(&self) -> u64 {
         self.examined
     }
@@ -774,7 +780,18 @@ impl H1Connection {
     fn response_gap(&mut self, ts: u64, missing: u64, out: &mut Vec<ExchangeEvent>) {
         match std::mem::replace(&mut self.resp_phase, Phase::Skip) {
             Phase::Dead => self.resp_phase = Phase::Dead,
-            Phase::Skip | Phase::Line => {}
+            Phase::Skip | Phase::Line => {
+                // No response head was being read, so whole responses may be in the hole. A
+                // client that waits for each response before its next request (all but
+                // pipelining ones) has written the newest request after the responses the hole
+                // swallowed: the next status line answers the newest request, and the older
+                // ones end here. (A muted response is such a hole: the kernel skips it until
+                // the next request is written.)
+                while self.pending.len() > 1 {
+                    count_drop(&mut self.drops, "h1_response_in_gap");
+                    self.abandon_oldest(ts, false, true, out);
+                }
+            }
             Phase::Head => {
                 // The head of the oldest request's response is lost.
                 self.abandon_oldest(ts, false, true, out);
