@@ -54,13 +54,15 @@ pub async fn record(args: RecordArgs) -> Result<()> {
     }
     // Drain what is already in the ring (without waiting for more), for at most a second: on a
     // busy machine new records keep coming, and a stop must not wait for them to end.
+    // (The deadline is checked here: a timeout polls its future first, and under steady
+    // traffic `next_batch` is ready at once every time.)
     let drain_until = tokio::time::Instant::now() + Duration::from_secs(1);
-    while let Ok(Ok(())) = tokio::time::timeout_at(
-        drain_until.min(tokio::time::Instant::now() + Duration::from_millis(50)),
-        source.next_batch(&mut batch),
-    )
-    .await
-    {
+    while tokio::time::Instant::now() < drain_until {
+        let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_millis(50), source.next_batch(&mut batch)).await
+        else {
+            break;
+        };
         for e in batch.drain(..) {
             writer.write(&e).context("writing the recording")?;
         }
